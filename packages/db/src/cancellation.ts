@@ -1,0 +1,71 @@
+import type postgres from "postgres";
+
+/** Postgres' SQLSTATE for a statement cancelled on request. */
+const QUERY_CANCELED = "57014";
+
+/** Thrown instead of the driver's error when the caller's signal cancelled the query. */
+export class QueryCancelledError extends Error {
+  override name = "AbortError";
+  constructor(cause: unknown) {
+    super("query cancelled: the call it served was cancelled or ran out of time", { cause });
+  }
+}
+
+export function isQueryCancelled(err: unknown): boolean {
+  return err instanceof QueryCancelledError;
+}
+
+type PendingQuery = postgres.PendingQuery<postgres.Row[]>;
+
+/**
+ * Wraps a postgres.js client so every query drizzle sends (including inside transactions and savepoints)
+ * is cancelled on the server when the current call's signal aborts, and is never sent once it has.
+ */
+export function cancellable<T extends postgres.Sql>(sql: T, currentSignal: () => AbortSignal | undefined): T {
+  return new Proxy(sql, {
+    get(target, prop) {
+      if (prop === "unsafe") {
+        return (query: string, params?: unknown[], options?: unknown) =>
+          track(target.unsafe(query, params as never, options as never) as unknown as PendingQuery, currentSignal());
+      }
+      if (prop === "begin" || prop === "savepoint") {
+        return (...args: unknown[]) => {
+          const body = args.pop() as (tx: postgres.Sql) => unknown;
+          const method = (target as unknown as Record<string, (...a: unknown[]) => unknown>)[prop]!;
+          return method.call(target, ...args, (tx: postgres.Sql) => body(cancellable(tx, currentSignal)));
+        };
+      }
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+function track(query: PendingQuery, signal: AbortSignal | undefined): PendingQuery {
+  if (!signal) return query;
+  if (signal.aborted) {
+    // Not sent: postgres.js runs a query only when it is awaited, so answering first is enough.
+    const error = new QueryCancelledError(signal.reason);
+    query.then = ((_resolve: unknown, reject?: (e: unknown) => unknown) =>
+      Promise.reject(error).then(undefined, reject)) as PendingQuery["then"];
+    return query;
+  }
+  const onAbort = () => void query.cancel();
+  signal.addEventListener("abort", onAbort, { once: true });
+  const then = query.then.bind(query);
+  query.then = ((resolve?: (v: unknown) => unknown, reject?: (e: unknown) => unknown) =>
+    then(
+      (rows) => {
+        signal.removeEventListener("abort", onAbort);
+        return resolve ? resolve(rows) : rows;
+      },
+      (err: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        const mapped =
+          signal.aborted && (err as { code?: string }).code === QUERY_CANCELED ? new QueryCancelledError(err) : err;
+        if (reject) return reject(mapped);
+        throw mapped;
+      },
+    )) as PendingQuery["then"];
+  return query;
+}

@@ -1,0 +1,2 @@
+export { isQueryCancelled, QueryCancelledError } from "./cancellation.ts";
+export { type Database, type OpenDatabaseOptions, openDatabase } from "./open-database.ts";

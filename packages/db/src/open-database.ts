@@ -1,0 +1,85 @@
+import { mkdirSync } from "node:fs";
+import { PGlite } from "@electric-sql/pglite";
+import { sql } from "drizzle-orm";
+import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
+import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
+import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
+import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
+import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
+import postgres from "postgres";
+import { cancellable } from "./cancellation.ts";
+
+export interface OpenDatabaseOptions<TSchema extends Record<string, unknown>> {
+  /** The owning service, for connection names in pg_stat_activity. */
+  service: string;
+  /** DATABASE_URL. Set: real PostgreSQL through postgres.js. Unset: embedded PGlite. */
+  url?: string | undefined;
+  /** PGlite's data directory (created if missing); "memory://" or unset keeps it in memory. */
+  dataDir?: string | undefined;
+  schema: TSchema;
+  /** drizzle-kit's output folder; pending migrations are applied before this resolves. */
+  migrationsFolder: string;
+  /** Maximum PostgreSQL connections. Default 10. */
+  poolSize?: number;
+  /** PostgreSQL statement_timeout for every statement. Default 5000 ms. */
+  statementTimeoutMs?: number;
+  /** The current call's signal; queries issued under it are cancelled when it aborts (PostgreSQL only). */
+  signal?: () => AbortSignal | undefined;
+}
+
+export interface Database<TSchema extends Record<string, unknown>> {
+  /** drizzle, typed by the schema; the same API on both drivers. */
+  db: PgDatabase<PgQueryResultHKT, TSchema>;
+  kind: "postgres" | "pglite";
+  /** Runs `select 1`. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Opens the service's database, applies its migrations, and returns drizzle over it. */
+export async function openDatabase<TSchema extends Record<string, unknown>>(
+  opts: OpenDatabaseOptions<TSchema>,
+): Promise<Database<TSchema>> {
+  if (opts.url) {
+    const client = postgres(opts.url, {
+      max: opts.poolSize ?? 10,
+      connection: {
+        application_name: opts.service,
+        statement_timeout: opts.statementTimeoutMs ?? 5000,
+        idle_in_transaction_session_timeout: 60_000,
+      },
+      onnotice: () => {},
+    });
+    const wrapped = opts.signal ? cancellable(client, opts.signal) : client;
+    const db = drizzlePostgres(wrapped, { schema: opts.schema });
+    try {
+      await migratePostgres(db, { migrationsFolder: opts.migrationsFolder });
+    } catch (err) {
+      await client.end({ timeout: 1 });
+      throw err;
+    }
+    return {
+      db: db as unknown as PgDatabase<PgQueryResultHKT, TSchema>,
+      kind: "postgres",
+      ping: async () => void (await db.execute(sql`select 1`)),
+      close: () => client.end({ timeout: 5 }),
+    };
+  }
+
+  const inMemory = !opts.dataDir || opts.dataDir === "memory://";
+  if (!inMemory) mkdirSync(opts.dataDir!, { recursive: true });
+  const client = inMemory ? new PGlite() : new PGlite(opts.dataDir);
+  const db = drizzlePglite(client, { schema: opts.schema });
+  try {
+    await migratePglite(db, { migrationsFolder: opts.migrationsFolder });
+  } catch (err) {
+    await client.close();
+    throw err;
+  }
+  return {
+    db: db as unknown as PgDatabase<PgQueryResultHKT, TSchema>,
+    kind: "pglite",
+    ping: async () => void (await db.execute(sql`select 1`)),
+    close: () => client.close(),
+  };
+}

@@ -1,0 +1,587 @@
+import { randomUUID } from "node:crypto";
+import { once } from "node:events";
+import http2 from "node:http2";
+import { performance } from "node:perf_hooks";
+import { gunzipSync, inflateSync } from "node:zlib";
+import { create, type DescMessage, type DescService, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { Code } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import { runInCall } from "./call-context.ts";
+import { DispatchError, toWireStatus } from "./errors.ts";
+import { encodeGrpcMessage, frame, MessageReader, MessageTooLargeError, parseTimeout, type RawMessage } from "./grpc-protocol.ts";
+import type { HandlerContext, ServiceRegistration } from "./handler.ts";
+
+type Kind = "unary" | "server_streaming" | "client_streaming" | "bidi_streaming";
+// biome-ignore lint/complexity/noBannedTypes: implementations are checked against descriptors at registration
+type AnyImpl = Function;
+
+interface MethodEntry {
+  /** Logger with this method's fields bound once (pino serializes bindings at creation). */
+  log: Logger;
+  service: string;
+  method: string;
+  kind: Kind;
+  input: DescMessage;
+  output: DescMessage;
+  impl: AnyImpl | undefined;
+}
+
+const SUPPORTED_ENCODINGS = "identity,gzip,deflate";
+/** connect's Code enum has no member for success. */
+const OK = 0 as Code;
+const codeNames: Record<number, string> = { ...(Code as unknown as Record<number, string>), 0: "OK" };
+const peers = new WeakMap<http2.ServerHttp2Session, string>();
+
+export interface GrpcServerOptions {
+  logger: Logger;
+  maxReceiveMessageBytes: number;
+}
+
+/**
+ * gRPC on node:http2 streams. Speaks the protocol directly (framing, grpc-timeout, trailers, status
+ * details) instead of going through a general framework, because the hot path is where the time goes.
+ */
+export class GrpcServer {
+  readonly http2: http2.Http2Server;
+  private readonly methods = new Map<string, MethodEntry>();
+  private readonly calls = new Set<ServerCall>();
+  private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private draining = false;
+  private drainWaiter: (() => void) | undefined;
+
+  constructor(readonly opts: GrpcServerOptions) {
+    this.http2 = http2.createServer({ settings: { maxConcurrentStreams: 1000 } });
+    this.http2.on("stream", (stream, headers) => this.onStream(stream, headers));
+    this.http2.on("session", (session) => {
+      this.sessions.add(session);
+      session.on("error", () => {});
+      session.on("close", () => this.sessions.delete(session));
+      if (this.draining) session.close();
+    });
+    this.http2.on("sessionError", () => {});
+  }
+
+  register(registration: ServiceRegistration): void {
+    const [service, impl] = registration as readonly [DescService, Record<string, AnyImpl | undefined>];
+    for (const m of service.methods) {
+      this.methods.set(`/${service.typeName}/${m.name}`, {
+        log: this.opts.logger.child({ rpc: { service: service.typeName, method: m.name } }),
+        service: service.typeName,
+        method: m.name,
+        kind: m.methodKind,
+        input: m.input,
+        output: m.output,
+        impl: impl[m.localName]?.bind(impl),
+      });
+    }
+  }
+
+  get inFlight(): number {
+    return this.calls.size;
+  }
+
+  /** Stops taking calls: GOAWAY on every connection; calls that arrive anyway get UNAVAILABLE. */
+  startDrain(): void {
+    this.draining = true;
+    for (const s of this.sessions) s.close();
+  }
+
+  /** Resolves when every call in flight has ended, or after `ms`; then cancels what is left. */
+  async waitForCalls(ms: number): Promise<void> {
+    if (this.calls.size > 0) {
+      const done = new Promise<void>((r) => {
+        this.drainWaiter = r;
+      });
+      const timer = setTimeout(() => this.drainWaiter?.(), ms);
+      await done;
+      clearTimeout(timer);
+    }
+    for (const call of this.calls) {
+      call.cancel(Code.Unavailable, "server shut down before the call finished");
+    }
+    for (const s of this.sessions) s.destroy();
+  }
+
+  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+    stream.on("error", () => {});
+    const path = headers[":path"] ?? "";
+    if (headers[":method"] !== "POST") return respondHttp(stream, 405, "gRPC calls use POST");
+    const ct = headers["content-type"];
+    if (
+      typeof ct !== "string" ||
+      !(ct === "application/grpc" || ct.startsWith("application/grpc+proto") || ct.startsWith("application/grpc;"))
+    ) {
+      return respondHttp(stream, 415, `unsupported content-type ${ct ?? "(none)"}; expected application/grpc`);
+    }
+    const entry = this.methods.get(path);
+    const started = performance.now();
+    if (!entry?.impl) {
+      const [, svc = "", method = ""] = path.split("/");
+      const known = [...this.methods.values()].some((m) => m.service === svc);
+      const message = entry ? `method ${path} is not implemented` : known ? `unknown method ${method} of ${svc}` : `unknown service ${svc}`;
+      this.earlyStatus(stream, Code.Unimplemented, message, svc, method, headers, started);
+      return;
+    }
+    if (this.draining) {
+      this.earlyStatus(stream, Code.Unavailable, "server is shutting down", entry.service, entry.method, headers, started);
+      return;
+    }
+    const encoding = headers["grpc-encoding"];
+    if (encoding !== undefined && encoding !== "identity" && encoding !== "gzip" && encoding !== "deflate") {
+      this.earlyStatus(
+        stream,
+        Code.Unimplemented,
+        `grpc-encoding ${encoding} is not supported`,
+        entry.service,
+        entry.method,
+        headers,
+        started,
+        { "grpc-accept-encoding": SUPPORTED_ENCODINGS },
+      );
+      return;
+    }
+    const call = new ServerCall(stream, headers, entry, this, started);
+    this.calls.add(call);
+    stream.once("close", () => {
+      call.onClose();
+      this.calls.delete(call);
+      if (this.calls.size === 0) this.drainWaiter?.();
+    });
+    call.start();
+  }
+
+  private earlyStatus(
+    stream: http2.ServerHttp2Stream,
+    code: Code,
+    message: string,
+    service: string,
+    method: string,
+    headers: http2.IncomingHttpHeaders,
+    started: number,
+    extra: Record<string, string> = {},
+  ): void {
+    if (!stream.destroyed && !stream.headersSent) {
+      stream.respond(
+        {
+          ":status": 200,
+          "content-type": "application/grpc",
+          "grpc-status": String(code),
+          "grpc-message": encodeGrpcMessage(message),
+          ...extra,
+        },
+        { endStream: true },
+      );
+    }
+    this.opts.logger.info(
+      {
+        rpc: { service, method },
+        code: codeNames[code],
+        durationMs: round(performance.now() - started),
+        peer: peerOf(stream),
+        requestId: headerString(headers["x-request-id"]),
+      },
+      "rpc",
+    );
+  }
+
+  /** @internal */
+  log(call: ServerCall, code: Code, err?: unknown): void {
+    const log = call.methodLog;
+    const fields = {
+      code: codeNames[code],
+      durationMs: round(performance.now() - call.startedAt),
+      peer: call.peer,
+      requestId: call.requestId,
+    };
+    if (err !== undefined) log.error({ ...fields, err }, "rpc failed unexpectedly");
+    else if (code === Code.Internal || code === Code.Unknown || code === Code.DataLoss) log.error(fields, "rpc");
+    else log.info(fields, "rpc");
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
+
+function headerString(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function peerOf(stream: http2.ServerHttp2Stream): string {
+  const session = stream.session as http2.ServerHttp2Session | undefined;
+  if (!session) return "";
+  let peer = peers.get(session);
+  if (peer === undefined) {
+    const s = session.socket;
+    peer = s ? `${s.remoteAddress}:${s.remotePort}` : "";
+    peers.set(session, peer);
+  }
+  return peer;
+}
+
+function respondHttp(stream: http2.ServerHttp2Stream, status: number, message: string): void {
+  if (stream.destroyed || stream.headersSent) return;
+  stream.respond({ ":status": status, "content-type": "text/plain; charset=utf-8" });
+  stream.end(message);
+}
+
+/** One call in progress: its context for the handler, and its side of the HTTP/2 stream. */
+class ServerCall implements HandlerContext {
+  readonly service: string;
+  readonly method: string;
+  readonly deadline: number | undefined;
+  readonly requestId: string;
+  private controller: AbortController | undefined;
+  private abortReason: unknown;
+  private finished = false;
+  private timer: NodeJS.Timeout | undefined;
+  private extraHeaders: Record<string, string> | undefined;
+  private extraTrailers: Record<string, string> | undefined;
+  private trailers: Record<string, string> | undefined;
+  private callLog: Logger | undefined;
+  private readonly encoding: string | undefined;
+
+  constructor(
+    private readonly stream: http2.ServerHttp2Stream,
+    private readonly headers: http2.IncomingHttpHeaders,
+    private readonly entry: MethodEntry,
+    private readonly server: GrpcServer,
+    readonly startedAt: number,
+  ) {
+    this.service = entry.service;
+    this.method = entry.method;
+    this.requestId = headerString(headers["x-request-id"]) || randomUUID();
+    const enc = headers["grpc-encoding"];
+    this.encoding = enc === "identity" ? undefined : headerString(enc);
+    const timeout = parseTimeout(headerString(headers["grpc-timeout"]));
+    if (timeout !== undefined) {
+      this.deadline = Date.now() + timeout;
+      this.timer = setTimeout(() => this.cancel(Code.DeadlineExceeded, "deadline exceeded"), timeout);
+    }
+  }
+
+  // --- HandlerContext --------------------------------------------------------------------------
+
+  get signal(): AbortSignal {
+    // Created on first use: most handlers never look, and an AbortController per call costs throughput.
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.abortReason !== undefined) this.controller.abort(this.abortReason);
+    }
+    return this.controller.signal;
+  }
+
+  get peer(): string {
+    return peerOf(this.stream);
+  }
+
+  get log(): Logger {
+    this.callLog ??= this.entry.log.child({ requestId: this.requestId });
+    return this.callLog;
+  }
+
+  get methodLog(): Logger {
+    return this.entry.log;
+  }
+
+  timeRemaining(): number | undefined {
+    return this.deadline === undefined ? undefined : this.deadline - Date.now();
+  }
+
+  requestHeader(key: string): string | Uint8Array | undefined {
+    const v = headerString(this.headers[key.toLowerCase()]);
+    if (v === undefined) return undefined;
+    return key.toLowerCase().endsWith("-bin") ? new Uint8Array(Buffer.from(v, "base64")) : v;
+  }
+
+  setResponseHeader(key: string, value: string): void {
+    (this.extraHeaders ??= {})[key.toLowerCase()] = value;
+  }
+
+  setResponseTrailer(key: string, value: string): void {
+    (this.extraTrailers ??= {})[key.toLowerCase()] = value;
+  }
+
+  // --- lifecycle -------------------------------------------------------------------------------
+
+  start(): void {
+    const kind = this.entry.kind;
+    if (kind === "unary" || kind === "server_streaming") this.readOne();
+    else this.readMany();
+  }
+
+  /** Ends the call with `code` now (deadline, shutdown), aborting the handler's signal. */
+  cancel(code: Code, message: string): void {
+    this.abort(new DispatchError(code, message));
+    this.fail(code, message, undefined);
+  }
+
+  onClose(): void {
+    if (this.timer) clearTimeout(this.timer);
+    if (!this.finished) {
+      // The client reset the stream or went away: the handler's work is no longer wanted.
+      this.finished = true;
+      this.abort(new DispatchError(Code.Canceled, "the caller cancelled the call"));
+      this.server.log(this, Code.Canceled);
+    }
+  }
+
+  private abort(reason: unknown): void {
+    if (this.abortReason !== undefined) return;
+    this.abortReason = reason;
+    this.controller?.abort(reason);
+  }
+
+  private readOne(): void {
+    const reader = new MessageReader(this.server.opts.maxReceiveMessageBytes);
+    let message: RawMessage | undefined;
+    let count = 0;
+    this.stream.on("data", (chunk: Buffer) => {
+      if (this.finished) return;
+      let got: RawMessage[];
+      try {
+        got = reader.push(chunk);
+      } catch (err) {
+        this.readError(err);
+        return;
+      }
+      count += got.length;
+      message = got[0] ?? message;
+      if (count > 1) this.fail(Code.InvalidArgument, "expected exactly one request message, got more", undefined);
+    });
+    this.stream.once("end", () => {
+      if (this.finished) return;
+      if (!message || reader.pending) {
+        this.fail(Code.InvalidArgument, "expected exactly one request message", undefined);
+        return;
+      }
+      const request = this.decode(message);
+      if (request === undefined) return;
+      if (this.entry.kind === "unary") void this.runUnary(() => this.entry.impl!(request, this));
+      else void this.runStreaming(() => this.entry.impl!(request, this));
+    });
+  }
+
+  private readMany(): void {
+    const reader = new MessageReader(this.server.opts.maxReceiveMessageBytes);
+    const queue = new RequestQueue(this.stream);
+    this.stream.on("data", (chunk: Buffer) => {
+      if (this.finished) return;
+      let got: RawMessage[];
+      try {
+        got = reader.push(chunk);
+      } catch (err) {
+        this.readError(err);
+        queue.fail(err);
+        return;
+      }
+      for (const raw of got) {
+        const request = this.decode(raw);
+        if (request === undefined) {
+          queue.fail(new Error("unparseable request"));
+          return;
+        }
+        queue.push(request);
+      }
+    });
+    this.stream.once("end", () => queue.end());
+    this.stream.once("close", () => queue.end());
+    if (this.entry.kind === "client_streaming") void this.runUnary(() => this.entry.impl!(queue, this));
+    else void this.runStreaming(() => this.entry.impl!(queue, this));
+  }
+
+  private readError(err: unknown): void {
+    if (err instanceof MessageTooLargeError) this.fail(Code.ResourceExhausted, err.message, undefined);
+    else this.fail(Code.Internal, "could not read the request", undefined);
+  }
+
+  private decode(raw: RawMessage): unknown {
+    let bytes = raw.data;
+    if (raw.compressed) {
+      if (!this.encoding) {
+        this.fail(Code.Internal, "compressed message without grpc-encoding", undefined);
+        return undefined;
+      }
+      try {
+        const max = this.server.opts.maxReceiveMessageBytes;
+        bytes = this.encoding === "gzip" ? gunzipSync(bytes, { maxOutputLength: max }) : inflateSync(bytes, { maxOutputLength: max });
+      } catch (err) {
+        const tooBig = (err as { code?: string }).code === "ERR_BUFFER_TOO_LARGE";
+        this.fail(
+          tooBig ? Code.ResourceExhausted : Code.InvalidArgument,
+          tooBig ? "decompressed message exceeds the size limit" : `request message could not be decompressed (${this.encoding})`,
+          undefined,
+        );
+        return undefined;
+      }
+    }
+    try {
+      return fromBinary(this.entry.input, bytes);
+    } catch {
+      this.fail(Code.InvalidArgument, `request message could not be parsed as ${this.entry.input.typeName}`, undefined);
+      return undefined;
+    }
+  }
+
+  private async runUnary(invoke: () => unknown): Promise<void> {
+    let response: unknown;
+    try {
+      response = runInCall(this, invoke);
+      if (response instanceof Promise) response = await response;
+    } catch (err) {
+      this.failWith(err);
+      return;
+    }
+    if (this.finished) return;
+    let bytes: Uint8Array;
+    try {
+      bytes = toBinary(this.entry.output, create(this.entry.output, response as never));
+    } catch (err) {
+      this.failWith(err);
+      return;
+    }
+    if (!this.writable()) return;
+    this.sendHeaders();
+    this.end(OK, frame(bytes));
+  }
+
+  private async runStreaming(invoke: () => unknown): Promise<void> {
+    try {
+      const responses = runInCall(this, invoke) as AsyncIterable<unknown>;
+      for await (const response of responses) {
+        if (this.finished) break;
+        const bytes = toBinary(this.entry.output, create(this.entry.output, response as never));
+        if (!this.writable()) break;
+        this.sendHeaders();
+        if (!this.stream.write(frame(bytes))) {
+          await Promise.race([once(this.stream, "drain"), once(this.stream, "close")]);
+        }
+      }
+    } catch (err) {
+      this.failWith(err);
+      return;
+    }
+    if (this.finished || !this.writable()) return;
+    this.sendHeaders();
+    this.end(OK);
+  }
+
+  private writable(): boolean {
+    return !this.stream.destroyed && !this.stream.closed;
+  }
+
+  private sendHeaders(): void {
+    if (this.stream.headersSent) return;
+    const headers: http2.OutgoingHttpHeaders = {
+      ":status": 200,
+      "content-type": "application/grpc",
+      "grpc-accept-encoding": SUPPORTED_ENCODINGS,
+      ...this.extraHeaders,
+    };
+    this.stream.respond(headers, { waitForTrailers: true });
+    this.stream.once("wantTrailers", () => {
+      try {
+        this.stream.sendTrailers(this.trailers ?? { "grpc-status": "0" });
+      } catch {
+        // the stream closed under us
+      }
+    });
+  }
+
+  /** Sends the status after the response headers went out (trailers), and logs the call. */
+  private end(code: Code, last?: Buffer, message?: string, details?: Uint8Array): void {
+    this.finished = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (code !== OK || this.extraTrailers) {
+      const t: Record<string, string> = { ...this.extraTrailers, "grpc-status": String(code) };
+      if (message) t["grpc-message"] = encodeGrpcMessage(message);
+      if (details) t["grpc-status-details-bin"] = Buffer.from(details).toString("base64").replace(/=+$/, "");
+      this.trailers = t;
+    }
+    if (last) this.stream.end(last);
+    else this.stream.end();
+    this.server.log(this, code);
+  }
+
+  private failWith(err: unknown): void {
+    const status = toWireStatus(err);
+    if (status.unexpected && !this.finished) this.server.log(this, status.code, err);
+    this.fail(status.code, status.message, status.details, status.unexpected);
+  }
+
+  private fail(code: Code, message: string, details: Uint8Array | undefined, logged = false): void {
+    if (this.finished) return;
+    if (!this.writable()) {
+      this.finished = true;
+      if (!logged) this.server.log(this, code);
+      return;
+    }
+    if (this.stream.headersSent) {
+      this.end(code, undefined, message, details);
+      return;
+    }
+    // Trailers-only: the status travels in the one and only HEADERS frame.
+    this.finished = true;
+    if (this.timer) clearTimeout(this.timer);
+    const headers: http2.OutgoingHttpHeaders = {
+      ":status": 200,
+      "content-type": "application/grpc",
+      ...this.extraHeaders,
+      ...this.extraTrailers,
+      "grpc-status": String(code),
+      "grpc-message": encodeGrpcMessage(message),
+    };
+    if (details) headers["grpc-status-details-bin"] = Buffer.from(details).toString("base64").replace(/=+$/, "");
+    this.stream.respond(headers, { endStream: true });
+    if (!logged) this.server.log(this, code);
+  }
+}
+
+/** Request messages of a client- or bidi-streaming call, as an async iterable with backpressure. */
+class RequestQueue implements AsyncIterable<unknown> {
+  private items: unknown[] = [];
+  private done = false;
+  private error: unknown;
+  private wake: (() => void) | undefined;
+
+  constructor(private readonly stream: http2.ServerHttp2Stream) {}
+
+  push(item: unknown): void {
+    this.items.push(item);
+    if (this.items.length >= 16) this.stream.pause();
+    this.notify();
+  }
+
+  end(): void {
+    this.done = true;
+    this.notify();
+  }
+
+  fail(err: unknown): void {
+    this.error ??= err;
+    this.done = true;
+    this.notify();
+  }
+
+  private notify(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<unknown> {
+    for (;;) {
+      if (this.items.length > 0) {
+        const item = this.items.shift();
+        if (this.items.length < 4) this.stream.resume();
+        yield item;
+        continue;
+      }
+      if (this.error !== undefined) throw this.error;
+      if (this.done) return;
+      await new Promise<void>((r) => {
+        this.wake = r;
+      });
+    }
+  }
+}

@@ -1,0 +1,33 @@
+export { type CallContext, currentCall, runInCall } from "./call-context.ts";
+export {
+  bool,
+  ConfigError,
+  integer,
+  loadConfig,
+  oneOf,
+  optionalString,
+  port,
+  requiredString,
+  type Setting,
+} from "./config.ts";
+export { isEntryPoint } from "./entry-point.ts";
+export {
+  DispatchError,
+  type DispatchErrorOptions,
+  type FieldViolation,
+  FieldViolations,
+  invalidArgument,
+} from "./errors.ts";
+export type {
+  BiDiStreamingImpl,
+  ClientStreamingImpl,
+  HandlerContext,
+  MethodImpl,
+  ServerStreamingImpl,
+  ServiceImpl,
+  ServiceRegistration,
+  UnaryImpl,
+} from "./handler.ts";
+export type { ServingStatus } from "./health.ts";
+export { createLogger, type Logger } from "./logger.ts";
+export { type ServeOptions, type Server, serve } from "./serve.ts";

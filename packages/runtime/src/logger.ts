@@ -1,0 +1,19 @@
+import pino, { type Logger } from "pino";
+import pretty from "pino-pretty";
+
+export type { Logger };
+
+/**
+ * JSON logs to stdout (asynchronous writes, so logging stays off the request path's critical time);
+ * human-readable when a developer watches a terminal. Level from the argument, else LOG_LEVEL, else info.
+ */
+export function createLogger(opts: { name: string; level?: string }): Logger {
+  const level = opts.level ?? process.env.LOG_LEVEL ?? "info";
+  const options = { name: opts.name, level, base: { service: opts.name } };
+  if (process.env.NODE_ENV !== "production" && process.stdout.isTTY) {
+    return pino(options, pretty({ colorize: true, ignore: "pid,hostname,service", translateTime: "SYS:HH:MM:ss.l" }));
+  }
+  // Buffered asynchronous writes: one write(2) per ~4 KiB of log lines instead of one per RPC.
+  // pino flushes the buffer when the process exits.
+  return pino(options, pino.destination({ dest: 1, sync: false, minLength: 4096 }));
+}

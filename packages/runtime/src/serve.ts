@@ -1,0 +1,115 @@
+import { once } from "node:events";
+import type http from "node:http";
+import type { DescService } from "@bufbuild/protobuf";
+import { HealthCheckResponse_ServingStatus } from "@dispatch/gen/grpc/health/v1/health_pb.ts";
+import { startAdminServer } from "./admin-server.ts";
+import { GrpcServer } from "./grpc-server.ts";
+import type { ServiceImpl, ServiceRegistration } from "./handler.ts";
+import { HealthRegistry, healthService, type ServingStatus } from "./health.ts";
+import { createLogger, type Logger } from "./logger.ts";
+import { reflectionServices } from "./reflection.ts";
+
+export interface ServeOptions<T extends readonly DescService[]> {
+  /** The service's name in logs, e.g. "orders". */
+  name: string;
+  /** Each generated service with its implementation. Methods left out answer UNIMPLEMENTED. */
+  services: { readonly [I in keyof T]: readonly [T[I], Partial<ServiceImpl<T[I]>>] };
+  /** gRPC port; 0 picks a free one. Default 50051. */
+  port?: number;
+  /** Default 0.0.0.0. */
+  host?: string;
+  /** HTTP admin port (/healthz, /readyz); false for none. Default: port + 1000 (0 when port is 0). */
+  adminPort?: number | false;
+  logger?: Logger;
+  logLevel?: string;
+  /** Largest request message accepted; larger ones get RESOURCE_EXHAUSTED. Default 4 MiB. */
+  maxReceiveMessageBytes?: number;
+  /** How long shutdown waits for calls in flight. Default 10 s. */
+  shutdownGraceMs?: number;
+  /** Runs after the last call ended (close the database here). */
+  onShutdown?: () => Promise<void> | void;
+  /** Shut down gracefully on SIGTERM/SIGINT, then exit. Default false (main.ts turns it on). */
+  handleSignals?: boolean;
+}
+
+export interface Server {
+  readonly port: number;
+  readonly adminPort: number | undefined;
+  readonly logger: Logger;
+  readonly health: { set(service: string, status: ServingStatus): void };
+  /** Stops gracefully: NOT_SERVING, GOAWAY, in-flight calls finish (up to the grace period), onShutdown. */
+  shutdown(): Promise<void>;
+}
+
+/** Runs services as a gRPC server with health, reflection, logging, deadlines and graceful shutdown. */
+export async function serve<const T extends readonly DescService[]>(opts: ServeOptions<T>): Promise<Server> {
+  const logger = opts.logger ?? createLogger({ name: opts.name, level: opts.logLevel });
+  const host = opts.host ?? "0.0.0.0";
+  const grpc = new GrpcServer({ logger, maxReceiveMessageBytes: opts.maxReceiveMessageBytes ?? 4 * 1024 * 1024 });
+  const health = new HealthRegistry();
+  const registrations = opts.services as unknown as readonly ServiceRegistration[];
+  const healthReg = healthService(health);
+  const served = [...registrations.map(([s]) => s), healthReg[0]];
+  for (const r of [...registrations, healthReg, ...reflectionServices(served)]) grpc.register(r as ServiceRegistration);
+
+  grpc.http2.listen(opts.port ?? 50051, host);
+  await once(grpc.http2, "listening");
+  const port = (grpc.http2.address() as { port: number }).port;
+
+  const adminPortOpt = opts.adminPort ?? (opts.port === 0 ? 0 : port + 1000);
+  let admin: http.Server | undefined;
+  if (adminPortOpt !== false) {
+    admin = await startAdminServer({
+      port: adminPortOpt,
+      host,
+      ready: () => health.get("") === HealthCheckResponse_ServingStatus.SERVING,
+    });
+  }
+  const adminPort = admin ? (admin.address() as { port: number }).port : undefined;
+
+  health.set("", "SERVING");
+  for (const [s] of registrations) health.set(s.typeName, "SERVING");
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = () => {
+    stopping ??= (async () => {
+      const inFlight = grpc.inFlight;
+      logger.info({ inFlight }, "shutting down");
+      health.setAll("NOT_SERVING");
+      // Let Watch streams carry NOT_SERVING out before they end.
+      await new Promise((r) => setImmediate(r));
+      health.close();
+      grpc.startDrain();
+      const closed = new Promise<void>((r) => grpc.http2.close(() => r()));
+      await grpc.waitForCalls(opts.shutdownGraceMs ?? 10_000);
+      await closed;
+      try {
+        await opts.onShutdown?.();
+      } catch (err) {
+        logger.error({ err }, "shutdown hook failed");
+      }
+      if (admin) await new Promise<void>((r) => admin.close(() => r()));
+      logger.info("stopped");
+      logger.flush();
+    })();
+    return stopping;
+  };
+
+  if (opts.handleSignals) {
+    const onSignal = (signal: NodeJS.Signals) => {
+      logger.info({ signal }, "signal received");
+      shutdown().then(
+        () => process.exit(0),
+        (err) => {
+          logger.error({ err }, "shutdown failed");
+          process.exit(1);
+        },
+      );
+    };
+    process.once("SIGTERM", onSignal);
+    process.once("SIGINT", onSignal);
+  }
+
+  logger.info({ port, adminPort, services: registrations.map(([s]) => s.typeName) }, "serving");
+  return { port, adminPort, logger, health, shutdown };
+}

@@ -1,0 +1,75 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { createServer } from "node:net";
+import { fileURLToPath } from "node:url";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { Health, HealthCheckResponse_ServingStatus } from "@dispatch/gen/grpc/health/v1/health_pb.ts";
+
+const repoRoot = fileURLToPath(new URL("../../..", import.meta.url));
+
+/** A port nothing listens on right now (the OS picks it). */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  srv.listen(0, "127.0.0.1");
+  await once(srv, "listening");
+  const { port } = srv.address() as { port: number };
+  srv.close();
+  await once(srv, "close");
+  return port;
+}
+
+export interface ServiceProcess {
+  port: number;
+  child: ChildProcess;
+  /** Everything the process wrote, for assertions and for debugging failed tests. */
+  output(): string;
+  /** SIGTERM, then wait for exit; returns the exit code. */
+  stop(): Promise<number | null>;
+}
+
+/**
+ * Runs a service's main.ts as its own process (as `pnpm start` and the images do) and resolves once it
+ * reports SERVING on grpc.health.v1. Tests of one service use it to run another without importing it.
+ */
+export async function startServiceProcess(
+  service: string,
+  env: Record<string, string | undefined> = {},
+  timeoutMs = 60_000,
+): Promise<ServiceProcess> {
+  const port = await freePort();
+  const child = spawn(process.execPath, ["--import", "tsx", `services/${service}/src/main.ts`], {
+    cwd: repoRoot,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, PORT: String(port), ADMIN_PORT: "0", LOG_LEVEL: "warn", DATA_DIR: "memory://", ...env },
+  });
+  let output = "";
+  child.stdout?.on("data", (d) => (output += d));
+  child.stderr?.on("data", (d) => (output += d));
+  const exited = once(child, "exit").then(([code]) => code as number | null);
+  const health = createClient(Health, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }));
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${service} exited with ${child.exitCode}:\n${output}`);
+    try {
+      const res = await health.check({ service: "" }, { timeoutMs: 1000 });
+      if (res.status === HealthCheckResponse_ServingStatus.SERVING) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > until) {
+      child.kill("SIGKILL");
+      throw new Error(`${service} was not SERVING within ${timeoutMs} ms:\n${output}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return {
+    port,
+    child,
+    output: () => output,
+    async stop() {
+      if (child.exitCode === null) child.kill("SIGTERM");
+      return exited;
+    },
+  };
+}

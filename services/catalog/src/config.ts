@@ -1,0 +1,16 @@
+import { loadConfig, oneOf, optionalString, port, bool } from "@dispatch/runtime";
+
+/** Catalog's environment, validated at startup. */
+export function catalogConfig(env: NodeJS.ProcessEnv = process.env) {
+  return loadConfig(
+    {
+      PORT: port(50052),
+      ADMIN_PORT: port(51052),
+      DATABASE_URL: optionalString(),
+      DATA_DIR: optionalString(),
+      LOG_LEVEL: oneOf(["fatal", "error", "warn", "info", "debug", "trace"], "info"),
+      SEED_DEMO_DATA: bool(true),
+    },
+    env,
+  );
+}

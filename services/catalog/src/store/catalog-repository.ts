@@ -1,0 +1,91 @@
+import type { Database } from "@dispatch/db";
+import { and, asc, eq, gt, inArray, or, sql } from "drizzle-orm";
+import type { CatalogRepository, GeoPoint, MenuItem, Restaurant } from "../domain/catalog.ts";
+import { menuItems, restaurants, type schema } from "./schema.ts";
+
+type Db = Database<typeof schema>["db"];
+
+export class PgCatalogRepository implements CatalogRepository {
+  constructor(private readonly db: Db) {}
+
+  async listByName(q: { cuisine?: string; after?: { name: string; id: string }; limit: number }): Promise<Restaurant[]> {
+    const after = q.after
+      ? or(gt(restaurants.name, q.after.name), and(eq(restaurants.name, q.after.name), gt(restaurants.id, q.after.id)))
+      : undefined;
+    const rows = await this.db
+      .select()
+      .from(restaurants)
+      .where(and(q.cuisine ? eq(restaurants.cuisine, q.cuisine) : undefined, after))
+      .orderBy(asc(restaurants.name), asc(restaurants.id))
+      .limit(q.limit);
+    return rows.map(toRestaurant);
+  }
+
+  async listByDistance(q: { cuisine?: string; near: GeoPoint; offset: number; limit: number }): Promise<Restaurant[]> {
+    // Equirectangular approximation: exact enough to rank restaurants within a city.
+    const distance = sql`power(${restaurants.latitude} - ${q.near.latitude}, 2) + power((${restaurants.longitude} - ${q.near.longitude}) * cos(radians(${q.near.latitude})), 2)`;
+    const rows = await this.db
+      .select()
+      .from(restaurants)
+      .where(q.cuisine ? eq(restaurants.cuisine, q.cuisine) : undefined)
+      .orderBy(distance, asc(restaurants.id))
+      .offset(q.offset)
+      .limit(q.limit);
+    return rows.map(toRestaurant);
+  }
+
+  async getRestaurant(id: string): Promise<Restaurant | undefined> {
+    const [row] = await this.db.select().from(restaurants).where(eq(restaurants.id, id)).limit(1);
+    return row && toRestaurant(row);
+  }
+
+  async getMenu(restaurantId: string): Promise<MenuItem[]> {
+    const rows = await this.db
+      .select()
+      .from(menuItems)
+      .where(eq(menuItems.restaurantId, restaurantId))
+      .orderBy(asc(menuItems.position), asc(menuItems.id));
+    return rows.map(toMenuItem);
+  }
+
+  async getMenuItems(restaurantId: string, ids: readonly string[]): Promise<MenuItem[]> {
+    const rows = await this.db
+      .select()
+      .from(menuItems)
+      .where(and(eq(menuItems.restaurantId, restaurantId), inArray(menuItems.id, [...ids])));
+    return rows.map(toMenuItem);
+  }
+}
+
+function toRestaurant(r: typeof restaurants.$inferSelect): Restaurant {
+  return {
+    id: r.id,
+    name: r.name,
+    description: r.description,
+    cuisine: r.cuisine,
+    address: {
+      line1: r.addressLine1,
+      city: r.city,
+      postalCode: r.postalCode,
+      countryCode: r.countryCode,
+      location: { latitude: r.latitude, longitude: r.longitude },
+    },
+    ratingTenths: r.ratingTenths,
+    etaMinutes: r.etaMinutes,
+    deliveryFee: { currencyCode: r.currencyCode, amountMinor: r.deliveryFeeMinor },
+    open: r.open,
+    createdAt: r.createdAt,
+  };
+}
+
+function toMenuItem(m: typeof menuItems.$inferSelect): MenuItem {
+  return {
+    id: m.id,
+    restaurantId: m.restaurantId,
+    name: m.name,
+    description: m.description,
+    category: m.category,
+    price: { currencyCode: m.currencyCode, amountMinor: m.priceMinor },
+    available: m.available,
+  };
+}

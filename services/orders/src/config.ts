@@ -1,0 +1,16 @@
+import { bool, loadConfig, oneOf, optionalString, port, requiredString } from "@dispatch/runtime";
+
+/** Orders' environment, validated at startup. */
+export function ordersConfig(env: NodeJS.ProcessEnv = process.env) {
+  return loadConfig(
+    {
+      PORT: port(50053),
+      ADMIN_PORT: port(51053),
+      DATABASE_URL: optionalString(),
+      DATA_DIR: optionalString(),
+      LOG_LEVEL: oneOf(["fatal", "error", "warn", "info", "debug", "trace"], "info"),
+      CATALOG_URL: requiredString("127.0.0.1:50052"),
+    },
+    env,
+  );
+}

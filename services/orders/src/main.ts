@@ -1,0 +1,41 @@
+import { fileURLToPath } from "node:url";
+import { CatalogService } from "@dispatch/gen/dispatch/catalog/v1/catalog_pb.ts";
+import { createClient } from "@dispatch/client";
+import { openDatabase } from "@dispatch/db";
+import { createLogger, currentCall, isEntryPoint, type Server, serve } from "@dispatch/runtime";
+import { ordersConfig } from "./config.ts";
+import { CatalogPriceBook } from "./downstream/catalog-price-book.ts";
+import { Orders } from "./domain/use-cases.ts";
+import { ordersRpc } from "./rpc.ts";
+import { PgOrdersRepository } from "./store/orders-repository.ts";
+import { schema } from "./store/schema.ts";
+
+/** Wiring only: config -> db -> downstream clients -> domain -> serve(). Tests call it with their own env. */
+export async function startOrders(env: NodeJS.ProcessEnv = process.env, handleSignals = false): Promise<Server> {
+  const config = ordersConfig(env);
+  const logger = createLogger({ name: "orders", level: config.LOG_LEVEL });
+  const database = await openDatabase({
+    service: "orders",
+    url: config.DATABASE_URL,
+    dataDir: config.DATA_DIR ?? ".data/orders",
+    schema,
+    migrationsFolder: fileURLToPath(new URL("../migrations", import.meta.url)),
+    signal: () => currentCall()?.signal,
+  });
+  const catalog = createClient(CatalogService, { target: config.CATALOG_URL, name: "catalog", logger });
+
+  return serve({
+    name: "orders",
+    services: [ordersRpc(new Orders(new PgOrdersRepository(database.db), new CatalogPriceBook(catalog)))],
+    port: config.PORT,
+    adminPort: config.ADMIN_PORT,
+    logger,
+    handleSignals,
+    onShutdown: async () => {
+      await catalog.close();
+      await database.close();
+    },
+  });
+}
+
+if (isEntryPoint(import.meta.url)) await startOrders(process.env, true);

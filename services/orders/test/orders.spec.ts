@@ -1,0 +1,222 @@
+import { randomUUID } from "node:crypto";
+import { Code } from "@connectrpc/connect";
+import {
+  OrdersService,
+  OrderStatus,
+  type PlaceOrderRequest,
+} from "@dispatch/gen/dispatch/orders/v1/orders_pb.ts";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { PlaceOrderRequestSchema } from "@dispatch/gen/dispatch/orders/v1/orders_pb.ts";
+import type { Server } from "@dispatch/runtime";
+import { createTestDatabase, statusOf, type TestDatabase, testClient } from "@dispatch/testing";
+import postgres from "postgres";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startOrders } from "../src/main.ts";
+import { startFakeCatalog } from "./fake-catalog.ts";
+
+let db: TestDatabase;
+let catalog: Awaited<ReturnType<typeof startFakeCatalog>>;
+let server: Server;
+let orders: ReturnType<typeof testClient<typeof OrdersService>>;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  catalog = await startFakeCatalog();
+  server = await startOrders({
+    PORT: "0",
+    ADMIN_PORT: "0",
+    DATA_DIR: "memory://",
+    LOG_LEVEL: "warn",
+    CATALOG_URL: `127.0.0.1:${catalog.server.port}`,
+    ...(db.url ? { DATABASE_URL: db.url } : {}),
+  });
+  orders = testClient(OrdersService, server.port);
+});
+
+afterAll(async () => {
+  await server?.shutdown();
+  await catalog?.server.shutdown();
+  await db?.drop();
+});
+
+const address = { line1: "Torstrasse 1", city: "Berlin", countryCode: "DE" };
+
+function request(overrides: Partial<PlaceOrderRequest> = {}): MessageInitShape<typeof PlaceOrderRequestSchema> {
+  return {
+    requestId: `req-${randomUUID()}`,
+    userId: `user-${randomUUID()}`,
+    restaurantId: "rst-1",
+    items: [
+      { menuItemId: "pizza-1", quantity: 2 },
+      { menuItemId: "pizza-2", quantity: 1 },
+    ],
+    deliveryAddress: address,
+    ...overrides,
+  };
+}
+
+describe(`orders over gRPC (${process.env.TEST_DATABASE_URL ? "postgres" : "pglite"})`, () => {
+  it("prices the order with the catalog and computes totals server-side", async () => {
+    const { order } = await orders.placeOrder(request());
+    expect(order?.status).toBe(OrderStatus.PENDING_PAYMENT);
+    expect(order?.restaurantName).toBe("Forno Rosso");
+    expect(order?.items.map((i) => [i.name, i.quantity, i.unitPrice?.amountMinor, i.lineTotal?.amountMinor])).toEqual([
+      ["Margherita", 2, 950n, 1900n],
+      ["Diavola", 1, 1150n, 1150n],
+    ]);
+    expect(order?.subtotal?.amountMinor).toBe(3050n);
+    expect(order?.deliveryFee?.amountMinor).toBe(199n);
+    expect(order?.total).toMatchObject({ currencyCode: "EUR", amountMinor: 3249n });
+    expect(order?.statusHistory.map((h) => h.status)).toEqual([OrderStatus.PENDING_PAYMENT]);
+  });
+
+  it("returns the first order again when a request id is retried, even concurrently", async () => {
+    const req = request();
+    const first = await orders.placeOrder(req);
+    const retries = await Promise.all(Array.from({ length: 8 }, () => orders.placeOrder(req)));
+    for (const r of retries) expect(r.order?.id).toBe(first.order?.id);
+    const active = await orders.listActiveOrders({ userId: req.userId });
+    expect(active.orders.map((o) => o.id)).toEqual([first.order?.id]);
+
+    const racing = request();
+    const raced = await Promise.all(Array.from({ length: 8 }, () => orders.placeOrder(racing)));
+    expect(new Set(raced.map((r) => r.order?.id)).size).toBe(1);
+    expect((await orders.listActiveOrders({ userId: racing.userId })).orders).toHaveLength(1);
+  });
+
+  it("refuses a request id reused for a different order", async () => {
+    const req = request();
+    await orders.placeOrder(req);
+    const s = await statusOf(orders.placeOrder({ ...req, items: [{ menuItemId: "pizza-1", quantity: 5 }] }));
+    expect(s.code).toBe(Code.FailedPrecondition);
+    expect(s.reason).toBe("REQUEST_ID_REUSED");
+  });
+
+  it("names every invalid field and writes nothing", async () => {
+    const calls = catalog.calls();
+    const s = await statusOf(
+      orders.placeOrder(
+        request({
+          requestId: "short",
+          items: [
+            { menuItemId: "pizza-1", quantity: 0 },
+            { menuItemId: "pizza-1", quantity: 1 },
+          ],
+          deliveryAddress: { line1: "x", city: "", countryCode: "Germany" },
+        }) as PlaceOrderRequest,
+      ),
+    );
+    expect(s.code).toBe(Code.InvalidArgument);
+    expect(s.fieldViolations.map((v) => v.field).sort()).toEqual([
+      "delivery_address.city",
+      "delivery_address.country_code",
+      "items[0].quantity",
+      "items[1].menu_item_id",
+      "request_id",
+    ]);
+    expect(catalog.calls()).toBe(calls);
+  });
+
+  it("maps catalog answers to clear statuses", async () => {
+    const missing = await statusOf(
+      orders.placeOrder(request({ items: [{ menuItemId: "pizza-1", quantity: 1 }, { menuItemId: "ghost", quantity: 1 }] } as Partial<PlaceOrderRequest>)),
+    );
+    expect(missing.code).toBe(Code.InvalidArgument);
+    expect(missing.reason).toBe("MENU_ITEM_NOT_FOUND");
+    expect(missing.fieldViolations.map((v) => v.field)).toEqual(["items[1].menu_item_id"]);
+
+    const soldOut = await statusOf(
+      orders.placeOrder(request({ items: [{ menuItemId: "sold-out", quantity: 1 }] } as Partial<PlaceOrderRequest>)),
+    );
+    expect(soldOut.code).toBe(Code.FailedPrecondition);
+    expect(soldOut.reason).toBe("MENU_ITEM_UNAVAILABLE");
+
+    const unknown = await statusOf(orders.placeOrder(request({ restaurantId: "rst-404" })));
+    expect(unknown.code).toBe(Code.NotFound);
+    expect(unknown.reason).toBe("RESTAURANT_NOT_FOUND");
+
+    catalog.setOpen(false);
+    try {
+      const closed = await statusOf(orders.placeOrder(request()));
+      expect(closed.code).toBe(Code.FailedPrecondition);
+      expect(closed.reason).toBe("RESTAURANT_CLOSED");
+    } finally {
+      catalog.setOpen(true);
+    }
+  });
+
+  it("lists a user's active orders newest first, with items and restaurant, and nobody else's", async () => {
+    const userId = `user-${randomUUID()}`;
+    const a = await orders.placeOrder(request({ userId }));
+    const b = await orders.placeOrder(request({ userId, items: [{ menuItemId: "pizza-2", quantity: 3 }] } as Partial<PlaceOrderRequest>));
+    await orders.placeOrder(request());
+    const delivered = await orders.placeOrder(request({ userId }));
+    for (const status of [
+      OrderStatus.PLACED,
+      OrderStatus.ACCEPTED,
+      OrderStatus.PREPARING,
+      OrderStatus.READY_FOR_PICKUP,
+      OrderStatus.OUT_FOR_DELIVERY,
+      OrderStatus.DELIVERED,
+    ]) {
+      await orders.updateOrderStatus({ orderId: delivered.order!.id, status });
+    }
+    const active = await orders.listActiveOrders({ userId });
+    expect(active.orders.map((o) => o.id)).toEqual([b.order!.id, a.order!.id]);
+    expect(active.orders[0]?.items.map((i) => [i.menuItemId, i.quantity])).toEqual([["pizza-2", 3]]);
+    expect(active.orders[1]?.items).toHaveLength(2);
+    expect(active.orders[0]?.restaurantName).toBe("Forno Rosso");
+  });
+
+  it("allows only the defined status transitions and records history", async () => {
+    const { order } = await orders.placeOrder(request());
+    const id = order!.id;
+    const bad = await statusOf(orders.updateOrderStatus({ orderId: id, status: OrderStatus.DELIVERED }));
+    expect(bad.code).toBe(Code.FailedPrecondition);
+    expect(bad.reason).toBe("INVALID_STATUS_TRANSITION");
+
+    await orders.updateOrderStatus({ orderId: id, status: OrderStatus.PLACED, reason: "paid" });
+    const again = await orders.updateOrderStatus({ orderId: id, status: OrderStatus.PLACED, reason: "paid" });
+    expect(again.order?.statusHistory.map((h) => h.status)).toEqual([OrderStatus.PENDING_PAYMENT, OrderStatus.PLACED]);
+
+    const cancelled = await orders.updateOrderStatus({ orderId: id, status: OrderStatus.CANCELLED, reason: "changed mind" });
+    expect(cancelled.order?.status).toBe(OrderStatus.CANCELLED);
+    const fetched = await orders.getOrder({ orderId: id });
+    expect(fetched.order?.statusHistory.map((h) => [h.status, h.reason])).toEqual([
+      [OrderStatus.PENDING_PAYMENT, ""],
+      [OrderStatus.PLACED, "paid"],
+      [OrderStatus.CANCELLED, "changed mind"],
+    ]);
+
+    const unspecified = await statusOf(orders.updateOrderStatus({ orderId: id }));
+    expect(unspecified.code).toBe(Code.InvalidArgument);
+    expect(unspecified.fieldViolations.map((v) => v.field)).toEqual(["status"]);
+    const missing = await statusOf(orders.getOrder({ orderId: randomUUID() }));
+    expect(missing.code).toBe(Code.NotFound);
+    expect(missing.reason).toBe("ORDER_NOT_FOUND");
+    const malformed = await statusOf(orders.getOrder({ orderId: "not-a-uuid" }));
+    expect(malformed.code).toBe(Code.InvalidArgument);
+    expect(malformed.fieldViolations.map((v) => v.field)).toEqual(["order_id"]);
+  });
+
+  it.runIf(process.env.TEST_DATABASE_URL)("writes each change and its outbox event in one transaction", async () => {
+    const { order } = await orders.placeOrder(request());
+    await orders.updateOrderStatus({ orderId: order!.id, status: OrderStatus.PLACED });
+    const sql = postgres(db.url!, { max: 1 });
+    try {
+      const rows = await sql`select event_type from outbox where subject = ${order!.id} order by created_at`;
+      expect(rows.map((r) => r.event_type)).toEqual(["OrderPlaced", "OrderStatusChanged"]);
+    } finally {
+      await sql.end();
+    }
+  });
+
+  // Last: it takes the catalog down.
+  it("answers UNAVAILABLE naming catalog when it is down, and stores nothing", async () => {
+    await catalog.server.shutdown();
+    const req = request();
+    const s = await statusOf(orders.placeOrder(req));
+    expect(s.code).toBe(Code.Unavailable);
+    expect((await orders.listActiveOrders({ userId: req.userId })).orders).toEqual([]);
+  });
+});
