@@ -44,7 +44,8 @@ async function waitServing(name: string, port: number, timeoutMs = 60_000): Prom
     } catch {
       // not listening yet
     }
-    if (Date.now() > until) throw new Error(`${name} did not report SERVING on :${port} within ${timeoutMs} ms`);
+    if (Date.now() > until)
+      throw new Error(`${name} did not report SERVING on :${port} within ${timeoutMs} ms`);
     if (!children.has(name)) throw new Error(`${name} exited before it was ready`);
     await new Promise((r) => setTimeout(r, 250));
   }

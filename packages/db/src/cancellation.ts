@@ -26,7 +26,10 @@ export function cancellable<T extends postgres.Sql>(sql: T, currentSignal: () =>
     get(target, prop) {
       if (prop === "unsafe") {
         return (query: string, params?: unknown[], options?: unknown) =>
-          track(target.unsafe(query, params as never, options as never) as unknown as PendingQuery, currentSignal());
+          track(
+            target.unsafe(query, params as never, options as never) as unknown as PendingQuery,
+            currentSignal(),
+          );
       }
       if (prop === "begin" || prop === "savepoint") {
         return (...args: unknown[]) => {
@@ -46,6 +49,7 @@ function track(query: PendingQuery, signal: AbortSignal | undefined): PendingQue
   if (signal.aborted) {
     // Not sent: postgres.js runs a query only when it is awaited, so answering first is enough.
     const error = new QueryCancelledError(signal.reason);
+    // biome-ignore lint/suspicious/noThenProperty: the query must stay a postgres.js PendingQuery for drizzle
     query.then = ((_resolve: unknown, reject?: (e: unknown) => unknown) =>
       Promise.reject(error).then(undefined, reject)) as PendingQuery["then"];
     return query;
@@ -53,6 +57,7 @@ function track(query: PendingQuery, signal: AbortSignal | undefined): PendingQue
   const onAbort = () => void query.cancel();
   signal.addEventListener("abort", onAbort, { once: true });
   const then = query.then.bind(query);
+  // biome-ignore lint/suspicious/noThenProperty: settle hooks on the query drizzle awaits
   query.then = ((resolve?: (v: unknown) => unknown, reject?: (e: unknown) => unknown) =>
     then(
       (rows) => {
@@ -62,7 +67,9 @@ function track(query: PendingQuery, signal: AbortSignal | undefined): PendingQue
       (err: unknown) => {
         signal.removeEventListener("abort", onAbort);
         const mapped =
-          signal.aborted && (err as { code?: string }).code === QUERY_CANCELED ? new QueryCancelledError(err) : err;
+          signal.aborted && (err as { code?: string }).code === QUERY_CANCELED
+            ? new QueryCancelledError(err)
+            : err;
         if (reject) return reject(mapped);
         throw mapped;
       },

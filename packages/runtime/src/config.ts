@@ -43,7 +43,11 @@ export function port(fallback?: number): Setting<number> {
   };
 }
 
-export function integer(fallback: number, min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER): Setting<number> {
+export function integer(
+  fallback: number,
+  min = Number.MIN_SAFE_INTEGER,
+  max = Number.MAX_SAFE_INTEGER,
+): Setting<number> {
   return {
     parse(raw) {
       if (raw === undefined) return { value: fallback };

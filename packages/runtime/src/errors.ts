@@ -95,11 +95,20 @@ function statusDetails(err: DispatchError): Uint8Array | undefined {
   const details = [];
   if (err.reason) {
     details.push(
-      anyPack(ErrorInfoSchema, create(ErrorInfoSchema, { reason: err.reason, domain: err.domain ?? "", metadata: err.metadata ?? {} })),
+      anyPack(
+        ErrorInfoSchema,
+        create(ErrorInfoSchema, {
+          reason: err.reason,
+          domain: err.domain ?? "",
+          metadata: err.metadata ?? {},
+        }),
+      ),
     );
   }
   if (err.fieldViolations?.length) {
-    details.push(anyPack(BadRequestSchema, create(BadRequestSchema, { fieldViolations: err.fieldViolations })));
+    details.push(
+      anyPack(BadRequestSchema, create(BadRequestSchema, { fieldViolations: err.fieldViolations })),
+    );
   }
   if (details.length === 0) return undefined;
   return toBinary(StatusSchema, create(StatusSchema, { code: err.code, message: err.message, details }));

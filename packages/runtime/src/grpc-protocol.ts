@@ -46,7 +46,10 @@ export function encodeGrpcMessage(message: string): string {
   if (plain) return message;
   let out = "";
   for (const byte of Buffer.from(message, "utf8")) {
-    out += byte < 0x20 || byte > 0x7e || byte === 0x25 ? `%${byte.toString(16).toUpperCase().padStart(2, "0")}` : String.fromCharCode(byte);
+    out +=
+      byte < 0x20 || byte > 0x7e || byte === 0x25
+        ? `%${byte.toString(16).toUpperCase().padStart(2, "0")}`
+        : String.fromCharCode(byte);
   }
   return out;
 }

@@ -8,7 +8,14 @@ import { Code } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { runInCall } from "./call-context.ts";
 import { DispatchError, toWireStatus } from "./errors.ts";
-import { encodeGrpcMessage, frame, MessageReader, MessageTooLargeError, parseTimeout, type RawMessage } from "./grpc-protocol.ts";
+import {
+  encodeGrpcMessage,
+  frame,
+  MessageReader,
+  MessageTooLargeError,
+  parseTimeout,
+  type RawMessage,
+} from "./grpc-protocol.ts";
 import type { HandlerContext, ServiceRegistration } from "./handler.ts";
 
 type Kind = "unary" | "server_streaming" | "client_streaming" | "bidi_streaming";
@@ -105,25 +112,45 @@ export class GrpcServer {
   private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
     stream.on("error", () => {});
     const path = headers[":path"] ?? "";
-    if (headers[":method"] !== "POST") return respondHttp(stream, 405, "gRPC calls use POST");
+    if (headers[":method"] !== "POST") {
+      respondHttp(stream, 405, "gRPC calls use POST");
+      return;
+    }
     const ct = headers["content-type"];
     if (
       typeof ct !== "string" ||
-      !(ct === "application/grpc" || ct.startsWith("application/grpc+proto") || ct.startsWith("application/grpc;"))
+      !(
+        ct === "application/grpc" ||
+        ct.startsWith("application/grpc+proto") ||
+        ct.startsWith("application/grpc;")
+      )
     ) {
-      return respondHttp(stream, 415, `unsupported content-type ${ct ?? "(none)"}; expected application/grpc`);
+      respondHttp(stream, 415, `unsupported content-type ${ct ?? "(none)"}; expected application/grpc`);
+      return;
     }
     const entry = this.methods.get(path);
     const started = performance.now();
     if (!entry?.impl) {
       const [, svc = "", method = ""] = path.split("/");
       const known = [...this.methods.values()].some((m) => m.service === svc);
-      const message = entry ? `method ${path} is not implemented` : known ? `unknown method ${method} of ${svc}` : `unknown service ${svc}`;
+      const message = entry
+        ? `method ${path} is not implemented`
+        : known
+          ? `unknown method ${method} of ${svc}`
+          : `unknown service ${svc}`;
       this.earlyStatus(stream, Code.Unimplemented, message, svc, method, headers, started);
       return;
     }
     if (this.draining) {
-      this.earlyStatus(stream, Code.Unavailable, "server is shutting down", entry.service, entry.method, headers, started);
+      this.earlyStatus(
+        stream,
+        Code.Unavailable,
+        "server is shutting down",
+        entry.service,
+        entry.method,
+        headers,
+        started,
+      );
       return;
     }
     const encoding = headers["grpc-encoding"];
@@ -194,7 +221,8 @@ export class GrpcServer {
       requestId: call.requestId,
     };
     if (err !== undefined) log.error({ ...fields, err }, "rpc failed unexpectedly");
-    else if (code === Code.Internal || code === Code.Unknown || code === Code.DataLoss) log.error(fields, "rpc");
+    else if (code === Code.Internal || code === Code.Unknown || code === Code.DataLoss)
+      log.error(fields, "rpc");
     else log.info(fields, "rpc");
   }
 }
@@ -295,11 +323,13 @@ class ServerCall implements HandlerContext {
   }
 
   setResponseHeader(key: string, value: string): void {
-    (this.extraHeaders ??= {})[key.toLowerCase()] = value;
+    this.extraHeaders ??= {};
+    this.extraHeaders[key.toLowerCase()] = value;
   }
 
   setResponseTrailer(key: string, value: string): void {
-    (this.extraTrailers ??= {})[key.toLowerCase()] = value;
+    this.extraTrailers ??= {};
+    this.extraTrailers[key.toLowerCase()] = value;
   }
 
   // --- lifecycle -------------------------------------------------------------------------------
@@ -347,7 +377,8 @@ class ServerCall implements HandlerContext {
       }
       count += got.length;
       message = got[0] ?? message;
-      if (count > 1) this.fail(Code.InvalidArgument, "expected exactly one request message, got more", undefined);
+      if (count > 1)
+        this.fail(Code.InvalidArgument, "expected exactly one request message, got more", undefined);
     });
     this.stream.once("end", () => {
       if (this.finished) return;
@@ -404,12 +435,17 @@ class ServerCall implements HandlerContext {
       }
       try {
         const max = this.server.opts.maxReceiveMessageBytes;
-        bytes = this.encoding === "gzip" ? gunzipSync(bytes, { maxOutputLength: max }) : inflateSync(bytes, { maxOutputLength: max });
+        bytes =
+          this.encoding === "gzip"
+            ? gunzipSync(bytes, { maxOutputLength: max })
+            : inflateSync(bytes, { maxOutputLength: max });
       } catch (err) {
         const tooBig = (err as { code?: string }).code === "ERR_BUFFER_TOO_LARGE";
         this.fail(
           tooBig ? Code.ResourceExhausted : Code.InvalidArgument,
-          tooBig ? "decompressed message exceeds the size limit" : `request message could not be decompressed (${this.encoding})`,
+          tooBig
+            ? "decompressed message exceeds the size limit"
+            : `request message could not be decompressed (${this.encoding})`,
           undefined,
         );
         return undefined;
@@ -418,7 +454,11 @@ class ServerCall implements HandlerContext {
     try {
       return fromBinary(this.entry.input, bytes);
     } catch {
-      this.fail(Code.InvalidArgument, `request message could not be parsed as ${this.entry.input.typeName}`, undefined);
+      this.fail(
+        Code.InvalidArgument,
+        `request message could not be parsed as ${this.entry.input.typeName}`,
+        undefined,
+      );
       return undefined;
     }
   }
@@ -531,7 +571,8 @@ class ServerCall implements HandlerContext {
       "grpc-status": String(code),
       "grpc-message": encodeGrpcMessage(message),
     };
-    if (details) headers["grpc-status-details-bin"] = Buffer.from(details).toString("base64").replace(/=+$/, "");
+    if (details)
+      headers["grpc-status-details-bin"] = Buffer.from(details).toString("base64").replace(/=+$/, "");
     this.stream.respond(headers, { endStream: true });
     if (!logged) this.server.log(this, code);
   }

@@ -50,15 +50,16 @@ export type BiDiStreamingImpl<I extends DescMessage, O extends DescMessage> = (
   ctx: HandlerContext,
 ) => AsyncIterable<Init<O>>;
 
-export type MethodImpl<M> = M extends DescMethodUnary<infer I, infer O>
-  ? UnaryImpl<I, O>
-  : M extends DescMethodServerStreaming<infer I, infer O>
-    ? ServerStreamingImpl<I, O>
-    : M extends DescMethodClientStreaming<infer I, infer O>
-      ? ClientStreamingImpl<I, O>
-      : M extends DescMethodBiDiStreaming<infer I, infer O>
-        ? BiDiStreamingImpl<I, O>
-        : never;
+export type MethodImpl<M> =
+  M extends DescMethodUnary<infer I, infer O>
+    ? UnaryImpl<I, O>
+    : M extends DescMethodServerStreaming<infer I, infer O>
+      ? ServerStreamingImpl<I, O>
+      : M extends DescMethodClientStreaming<infer I, infer O>
+        ? ClientStreamingImpl<I, O>
+        : M extends DescMethodBiDiStreaming<infer I, infer O>
+          ? BiDiStreamingImpl<I, O>
+          : never;
 
 /** An implementation of a generated service: one function per method, typed from its descriptor. */
 export type ServiceImpl<S extends DescService> = { [K in keyof S["method"]]: MethodImpl<S["method"][K]> };

@@ -1,5 +1,8 @@
 import { Code } from "@connectrpc/connect";
-import { Health, HealthCheckResponse_ServingStatus as Status } from "@dispatch/gen/grpc/health/v1/health_pb.ts";
+import {
+  Health,
+  HealthCheckResponse_ServingStatus as Status,
+} from "@dispatch/gen/grpc/health/v1/health_pb.ts";
 import { DispatchError } from "./errors.ts";
 import type { ServiceRegistration } from "./handler.ts";
 
@@ -66,7 +69,8 @@ export function healthService(registry: HealthRegistry): ServiceRegistration<typ
     {
       check(req) {
         const status = registry.get(req.service);
-        if (status === undefined) throw new DispatchError(Code.NotFound, `unknown service ${JSON.stringify(req.service)}`);
+        if (status === undefined)
+          throw new DispatchError(Code.NotFound, `unknown service ${JSON.stringify(req.service)}`);
         return { status };
       },
       async *watch(req, ctx) {
@@ -82,7 +86,9 @@ export function healthService(registry: HealthRegistry): ServiceRegistration<typ
         }
       },
       list() {
-        return { statuses: Object.fromEntries(registry.entries().map(([name, status]) => [name, { status }])) };
+        return {
+          statuses: Object.fromEntries(registry.entries().map(([name, status]) => [name, { status }])),
+        };
       },
     },
   ];

@@ -11,7 +11,10 @@ export function createLogger(opts: { name: string; level?: string }): Logger {
   const level = opts.level ?? process.env.LOG_LEVEL ?? "info";
   const options = { name: opts.name, level, base: { service: opts.name } };
   if (process.env.NODE_ENV !== "production" && process.stdout.isTTY) {
-    return pino(options, pretty({ colorize: true, ignore: "pid,hostname,service", translateTime: "SYS:HH:MM:ss.l" }));
+    return pino(
+      options,
+      pretty({ colorize: true, ignore: "pid,hostname,service", translateTime: "SYS:HH:MM:ss.l" }),
+    );
   }
   // Buffered asynchronous writes: one write(2) per ~4 KiB of log lines instead of one per RPC.
   // pino flushes the buffer when the process exits.

@@ -63,7 +63,10 @@ function answer(index: DescriptorIndex, serviceNames: string[], req: ServerRefle
   const base = { validHost: req.host, originalRequest: req };
   const notFound = (what: string) => ({
     ...base,
-    messageResponse: { case: "errorResponse" as const, value: { errorCode: 5, errorMessage: `${what} not found` } },
+    messageResponse: {
+      case: "errorResponse" as const,
+      value: { errorCode: 5, errorMessage: `${what} not found` },
+    },
   });
   const files = (file: DescFile | undefined, what: string) =>
     file
@@ -80,7 +83,10 @@ function answer(index: DescriptorIndex, serviceNames: string[], req: ServerRefle
     case "listServices":
       return {
         ...base,
-        messageResponse: { case: "listServicesResponse" as const, value: { service: serviceNames.map((name) => ({ name })) } },
+        messageResponse: {
+          case: "listServicesResponse" as const,
+          value: { service: serviceNames.map((name) => ({ name })) },
+        },
       };
     case "fileByFilename":
       return files(index.files.get(r.value), `file ${r.value}`);
@@ -101,7 +107,10 @@ function answer(index: DescriptorIndex, serviceNames: string[], req: ServerRefle
     default:
       return {
         ...base,
-        messageResponse: { case: "errorResponse" as const, value: { errorCode: 3, errorMessage: "empty request" } },
+        messageResponse: {
+          case: "errorResponse" as const,
+          value: { errorCode: 3, errorMessage: "empty request" },
+        },
       };
   }
 }

@@ -45,12 +45,16 @@ export interface Server {
 export async function serve<const T extends readonly DescService[]>(opts: ServeOptions<T>): Promise<Server> {
   const logger = opts.logger ?? createLogger({ name: opts.name, level: opts.logLevel });
   const host = opts.host ?? "0.0.0.0";
-  const grpc = new GrpcServer({ logger, maxReceiveMessageBytes: opts.maxReceiveMessageBytes ?? 4 * 1024 * 1024 });
+  const grpc = new GrpcServer({
+    logger,
+    maxReceiveMessageBytes: opts.maxReceiveMessageBytes ?? 4 * 1024 * 1024,
+  });
   const health = new HealthRegistry();
   const registrations = opts.services as unknown as readonly ServiceRegistration[];
   const healthReg = healthService(health);
   const served = [...registrations.map(([s]) => s), healthReg[0]];
-  for (const r of [...registrations, healthReg, ...reflectionServices(served)]) grpc.register(r as ServiceRegistration);
+  for (const r of [...registrations, healthReg, ...reflectionServices(served)])
+    grpc.register(r as ServiceRegistration);
 
   grpc.http2.listen(opts.port ?? 50051, host);
   await once(grpc.http2, "listening");

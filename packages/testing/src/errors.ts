@@ -22,7 +22,10 @@ export async function statusOf(call: Promise<unknown>): Promise<StatusSeen> {
       codeName: Code[err.code],
       message: err.rawMessage,
       reason: info?.reason,
-      fieldViolations: (bad?.fieldViolations ?? []).map((v) => ({ field: v.field, description: v.description })),
+      fieldViolations: (bad?.fieldViolations ?? []).map((v) => ({
+        field: v.field,
+        description: v.description,
+      })),
     };
   }
   throw new Error("expected the call to fail, but it succeeded");

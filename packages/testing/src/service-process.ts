@@ -41,7 +41,14 @@ export async function startServiceProcess(
   const child = spawn(process.execPath, ["--import", "tsx", `services/${service}/src/main.ts`], {
     cwd: repoRoot,
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, PORT: String(port), ADMIN_PORT: "0", LOG_LEVEL: "warn", DATA_DIR: "memory://", ...env },
+    env: {
+      ...process.env,
+      PORT: String(port),
+      ADMIN_PORT: "0",
+      LOG_LEVEL: "warn",
+      DATA_DIR: "memory://",
+      ...env,
+    },
   });
   let output = "";
   child.stdout?.on("data", (d) => (output += d));

@@ -17,9 +17,9 @@ function sourceFiles(dir: string): string[] {
 
 function imports(file: string): string[] {
   const src = readFileSync(file, "utf8");
-  return [...src.matchAll(/(?:import|export)[^'"]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g)].map(
-    (m) => (m[1] ?? m[2])!,
-  );
+  return [
+    ...src.matchAll(/(?:import|export)[^'"]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g),
+  ].map((m) => (m[1] ?? m[2])!);
 }
 
 /** Which top-level area (and which service) an import from `file` lands in. */

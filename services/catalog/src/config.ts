@@ -1,4 +1,4 @@
-import { loadConfig, oneOf, optionalString, port, bool } from "@dispatch/runtime";
+import { bool, loadConfig, oneOf, optionalString, port } from "@dispatch/runtime";
 
 /** Catalog's environment, validated at startup. */
 export function catalogConfig(env: NodeJS.ProcessEnv = process.env) {

@@ -9,7 +9,10 @@ import { schema } from "./store/schema.ts";
 import { seedDemoData } from "./store/seed.ts";
 
 /** Wiring only: config -> db -> domain -> serve(). Tests call it with their own env. */
-export async function startCatalog(env: NodeJS.ProcessEnv = process.env, handleSignals = false): Promise<Server> {
+export async function startCatalog(
+  env: NodeJS.ProcessEnv = process.env,
+  handleSignals = false,
+): Promise<Server> {
   const config = catalogConfig(env);
   const logger = createLogger({ name: "catalog", level: config.LOG_LEVEL });
   const database = await openDatabase({

@@ -56,14 +56,18 @@ describe(`catalog over gRPC (${process.env.TEST_DATABASE_URL ? "postgres" : "pgl
 
   it("rejects a page token from another query", async () => {
     const first = await catalog.listRestaurants({ pageSize: 2 });
-    const s = await statusOf(catalog.listRestaurants({ pageSize: 2, cuisine: "pizza", pageToken: first.nextPageToken }));
+    const s = await statusOf(
+      catalog.listRestaurants({ pageSize: 2, cuisine: "pizza", pageToken: first.nextPageToken }),
+    );
     expect(s.code).toBe(Code.InvalidArgument);
     expect(s.reason).toBe("INVALID_PAGE_TOKEN");
     expect(s.fieldViolations.map((v) => v.field)).toEqual(["page_token"]);
   });
 
   it("names every bad field", async () => {
-    const s = await statusOf(catalog.listRestaurants({ pageSize: 1000, near: { latitude: 200, longitude: 0 } }));
+    const s = await statusOf(
+      catalog.listRestaurants({ pageSize: 1000, near: { latitude: 200, longitude: 0 } }),
+    );
     expect(s.code).toBe(Code.InvalidArgument);
     expect(s.fieldViolations.map((v) => v.field).sort()).toEqual(["near.latitude", "page_size"]);
   });

@@ -1,4 +1,4 @@
-import { bool, loadConfig, oneOf, optionalString, port, requiredString } from "@dispatch/runtime";
+import { loadConfig, oneOf, optionalString, port, requiredString } from "@dispatch/runtime";
 
 /** Orders' environment, validated at startup. */
 export function ordersConfig(env: NodeJS.ProcessEnv = process.env) {

@@ -1,17 +1,20 @@
 import { fileURLToPath } from "node:url";
-import { CatalogService } from "@dispatch/gen/dispatch/catalog/v1/catalog_pb.ts";
-import { createClient } from "@dispatch/client";
+import { closeClient, closeClients, createClient } from "@dispatch/client";
 import { openDatabase } from "@dispatch/db";
+import { CatalogService } from "@dispatch/gen/dispatch/catalog/v1/catalog_pb.ts";
 import { createLogger, currentCall, isEntryPoint, type Server, serve } from "@dispatch/runtime";
 import { ordersConfig } from "./config.ts";
-import { CatalogPriceBook } from "./downstream/catalog-price-book.ts";
 import { Orders } from "./domain/use-cases.ts";
+import { CatalogPriceBook } from "./downstream/catalog-price-book.ts";
 import { ordersRpc } from "./rpc.ts";
 import { PgOrdersRepository } from "./store/orders-repository.ts";
 import { schema } from "./store/schema.ts";
 
 /** Wiring only: config -> db -> downstream clients -> domain -> serve(). Tests call it with their own env. */
-export async function startOrders(env: NodeJS.ProcessEnv = process.env, handleSignals = false): Promise<Server> {
+export async function startOrders(
+  env: NodeJS.ProcessEnv = process.env,
+  handleSignals = false,
+): Promise<Server> {
   const config = ordersConfig(env);
   const logger = createLogger({ name: "orders", level: config.LOG_LEVEL });
   const database = await openDatabase({
@@ -32,7 +35,8 @@ export async function startOrders(env: NodeJS.ProcessEnv = process.env, handleSi
     logger,
     handleSignals,
     onShutdown: async () => {
-      await catalog.close();
+      closeClient(catalog);
+      await closeClients();
       await database.close();
     },
   });

@@ -27,7 +27,9 @@ export function ordersRpc(orders: Orders): [typeof OrdersService, ServiceImpl<ty
             city: a.city,
             postalCode: a.postalCode,
             countryCode: a.countryCode,
-            ...(a.location ? { location: { latitude: a.location.latitude, longitude: a.location.longitude } } : {}),
+            ...(a.location
+              ? { location: { latitude: a.location.latitude, longitude: a.location.longitude } }
+              : {}),
           },
           note: req.note,
         });

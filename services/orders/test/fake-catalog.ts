@@ -1,5 +1,5 @@
 import { Code } from "@connectrpc/connect";
-import { CatalogService, type MenuItem } from "@dispatch/gen/dispatch/catalog/v1/catalog_pb.ts";
+import { CatalogService } from "@dispatch/gen/dispatch/catalog/v1/catalog_pb.ts";
 import { DispatchError, type Server, serve } from "@dispatch/runtime";
 
 const eur = (amountMinor: number) => ({ currencyCode: "EUR", amountMinor: BigInt(amountMinor) });
@@ -8,10 +8,14 @@ const eur = (amountMinor: number) => ({ currencyCode: "EUR", amountMinor: BigInt
  * A catalog double served by the real runtime over HTTP/2, with prices the tests control. Orders must
  * take its prices, not the client's.
  */
-export async function startFakeCatalog(): Promise<{ server: Server; calls: () => number; setOpen(open: boolean): void }> {
+export async function startFakeCatalog(): Promise<{
+  server: Server;
+  calls: () => number;
+  setOpen(open: boolean): void;
+}> {
   let calls = 0;
   let open = true;
-  const items: Record<string, Partial<MenuItem>> = {
+  const items: Record<string, { name: string; price: ReturnType<typeof eur>; available: boolean }> = {
     "pizza-1": { name: "Margherita", price: eur(950), available: true },
     "pizza-2": { name: "Diavola", price: eur(1150), available: true },
     "sold-out": { name: "Calzone", price: eur(1200), available: false },
@@ -31,7 +35,9 @@ export async function startFakeCatalog(): Promise<{ server: Server; calls: () =>
             if (req.restaurantId !== "rst-1") throw new DispatchError(Code.NotFound, "no such restaurant");
             return {
               restaurant: { id: "rst-1", name: "Forno Rosso", open, deliveryFee: eur(199) },
-              items: req.menuItemIds.filter((id) => items[id]).map((id) => ({ id, restaurantId: "rst-1", ...items[id] })),
+              items: req.menuItemIds
+                .filter((id) => items[id])
+                .map((id) => ({ id, restaurantId: "rst-1", ...items[id] })),
               missingMenuItemIds: req.menuItemIds.filter((id) => !items[id]),
             };
           },

@@ -2,10 +2,15 @@ import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import type { Server } from "@dispatch/runtime";
+import {
+  createTestDatabase,
+  type ServiceProcess,
+  startServiceProcess,
+  type TestDatabase,
+} from "@dispatch/testing";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
-import type { Server } from "@dispatch/runtime";
-import { createTestDatabase, type ServiceProcess, startServiceProcess, type TestDatabase } from "@dispatch/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startOrders } from "../src/main.ts";
 
@@ -38,10 +43,15 @@ afterAll(async () => {
 });
 
 // Calls shaped like grpc-js's callback API, promisified.
-type Unary = (req: unknown, cb: (err: grpc.ServiceError | null, res: Record<string, unknown>) => void) => void;
+type Unary = (
+  req: unknown,
+  cb: (err: grpc.ServiceError | null, res: Record<string, unknown>) => void,
+) => void;
 const call = (client: grpc.Client, method: string, req: unknown) =>
   new Promise<Record<string, unknown>>((resolve, reject) =>
-    ((client as unknown as Record<string, Unary>)[method]!).call(client, req, (err, res) => (err ? reject(err) : resolve(res))),
+    (client as unknown as Record<string, Unary>)[method]!.call(client, req, (err, res) =>
+      err ? reject(err) : resolve(res),
+    ),
   );
 
 describe("interop with other gRPC stacks, orders -> real catalog process", () => {
@@ -55,7 +65,10 @@ describe("interop with other gRPC stacks, orders -> real catalog process", () =>
     const pkg = grpc.loadPackageDefinition(def) as unknown as {
       dispatch: { orders: { v1: { OrdersService: grpc.ServiceClientConstructor } } };
     };
-    const client = new pkg.dispatch.orders.v1.OrdersService(`127.0.0.1:${orders.port}`, grpc.credentials.createInsecure());
+    const client = new pkg.dispatch.orders.v1.OrdersService(
+      `127.0.0.1:${orders.port}`,
+      grpc.credentials.createInsecure(),
+    );
     try {
       const userId = `user-${randomUUID()}`;
       const placed = await call(client, "PlaceOrder", {
@@ -69,7 +82,11 @@ describe("interop with other gRPC stacks, orders -> real catalog process", () =>
       expect(order.status).toBe("ORDER_STATUS_PENDING_PAYMENT");
       expect(order.restaurantName).toBeTruthy();
       // Margherita at the seeded restaurant rst-001: price from the catalog, totals from orders.
-      const items = order.items as { quantity: number; unitPrice: { amountMinor: string }; lineTotal: { amountMinor: string } }[];
+      const items = order.items as {
+        quantity: number;
+        unitPrice: { amountMinor: string };
+        lineTotal: { amountMinor: string };
+      }[];
       expect(items[0]?.quantity).toBe(2);
       expect(BigInt(items[0]!.lineTotal.amountMinor)).toBe(2n * BigInt(items[0]!.unitPrice.amountMinor));
 

@@ -1,12 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { Code } from "@connectrpc/connect";
-import {
-  OrdersService,
-  OrderStatus,
-  type PlaceOrderRequest,
-} from "@dispatch/gen/dispatch/orders/v1/orders_pb.ts";
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { PlaceOrderRequestSchema } from "@dispatch/gen/dispatch/orders/v1/orders_pb.ts";
+import { OrderStatus, OrdersService } from "@dispatch/gen/dispatch/orders/v1/orders_pb.ts";
 import type { Server } from "@dispatch/runtime";
 import { createTestDatabase, statusOf, type TestDatabase, testClient } from "@dispatch/testing";
 import postgres from "postgres";
@@ -41,7 +35,16 @@ afterAll(async () => {
 
 const address = { line1: "Torstrasse 1", city: "Berlin", countryCode: "DE" };
 
-function request(overrides: Partial<PlaceOrderRequest> = {}): MessageInitShape<typeof PlaceOrderRequestSchema> {
+type PlaceOrderInit = {
+  requestId: string;
+  userId: string;
+  restaurantId: string;
+  items: { menuItemId: string; quantity: number }[];
+  deliveryAddress: { line1: string; city: string; countryCode: string };
+  note?: string;
+};
+
+function request(overrides: Partial<PlaceOrderInit> = {}): PlaceOrderInit {
   return {
     requestId: `req-${randomUUID()}`,
     userId: `user-${randomUUID()}`,
@@ -60,7 +63,9 @@ describe(`orders over gRPC (${process.env.TEST_DATABASE_URL ? "postgres" : "pgli
     const { order } = await orders.placeOrder(request());
     expect(order?.status).toBe(OrderStatus.PENDING_PAYMENT);
     expect(order?.restaurantName).toBe("Forno Rosso");
-    expect(order?.items.map((i) => [i.name, i.quantity, i.unitPrice?.amountMinor, i.lineTotal?.amountMinor])).toEqual([
+    expect(
+      order?.items.map((i) => [i.name, i.quantity, i.unitPrice?.amountMinor, i.lineTotal?.amountMinor]),
+    ).toEqual([
       ["Margherita", 2, 950n, 1900n],
       ["Diavola", 1, 1150n, 1150n],
     ]);
@@ -103,7 +108,7 @@ describe(`orders over gRPC (${process.env.TEST_DATABASE_URL ? "postgres" : "pgli
             { menuItemId: "pizza-1", quantity: 1 },
           ],
           deliveryAddress: { line1: "x", city: "", countryCode: "Germany" },
-        }) as PlaceOrderRequest,
+        }),
       ),
     );
     expect(s.code).toBe(Code.InvalidArgument);
@@ -119,14 +124,21 @@ describe(`orders over gRPC (${process.env.TEST_DATABASE_URL ? "postgres" : "pgli
 
   it("maps catalog answers to clear statuses", async () => {
     const missing = await statusOf(
-      orders.placeOrder(request({ items: [{ menuItemId: "pizza-1", quantity: 1 }, { menuItemId: "ghost", quantity: 1 }] } as Partial<PlaceOrderRequest>)),
+      orders.placeOrder(
+        request({
+          items: [
+            { menuItemId: "pizza-1", quantity: 1 },
+            { menuItemId: "ghost", quantity: 1 },
+          ],
+        }),
+      ),
     );
     expect(missing.code).toBe(Code.InvalidArgument);
     expect(missing.reason).toBe("MENU_ITEM_NOT_FOUND");
     expect(missing.fieldViolations.map((v) => v.field)).toEqual(["items[1].menu_item_id"]);
 
     const soldOut = await statusOf(
-      orders.placeOrder(request({ items: [{ menuItemId: "sold-out", quantity: 1 }] } as Partial<PlaceOrderRequest>)),
+      orders.placeOrder(request({ items: [{ menuItemId: "sold-out", quantity: 1 }] })),
     );
     expect(soldOut.code).toBe(Code.FailedPrecondition);
     expect(soldOut.reason).toBe("MENU_ITEM_UNAVAILABLE");
@@ -148,7 +160,7 @@ describe(`orders over gRPC (${process.env.TEST_DATABASE_URL ? "postgres" : "pgli
   it("lists a user's active orders newest first, with items and restaurant, and nobody else's", async () => {
     const userId = `user-${randomUUID()}`;
     const a = await orders.placeOrder(request({ userId }));
-    const b = await orders.placeOrder(request({ userId, items: [{ menuItemId: "pizza-2", quantity: 3 }] } as Partial<PlaceOrderRequest>));
+    const b = await orders.placeOrder(request({ userId, items: [{ menuItemId: "pizza-2", quantity: 3 }] }));
     await orders.placeOrder(request());
     const delivered = await orders.placeOrder(request({ userId }));
     for (const status of [
@@ -177,9 +189,16 @@ describe(`orders over gRPC (${process.env.TEST_DATABASE_URL ? "postgres" : "pgli
 
     await orders.updateOrderStatus({ orderId: id, status: OrderStatus.PLACED, reason: "paid" });
     const again = await orders.updateOrderStatus({ orderId: id, status: OrderStatus.PLACED, reason: "paid" });
-    expect(again.order?.statusHistory.map((h) => h.status)).toEqual([OrderStatus.PENDING_PAYMENT, OrderStatus.PLACED]);
+    expect(again.order?.statusHistory.map((h) => h.status)).toEqual([
+      OrderStatus.PENDING_PAYMENT,
+      OrderStatus.PLACED,
+    ]);
 
-    const cancelled = await orders.updateOrderStatus({ orderId: id, status: OrderStatus.CANCELLED, reason: "changed mind" });
+    const cancelled = await orders.updateOrderStatus({
+      orderId: id,
+      status: OrderStatus.CANCELLED,
+      reason: "changed mind",
+    });
     expect(cancelled.order?.status).toBe(OrderStatus.CANCELLED);
     const fetched = await orders.getOrder({ orderId: id });
     expect(fetched.order?.statusHistory.map((h) => [h.status, h.reason])).toEqual([
@@ -199,17 +218,21 @@ describe(`orders over gRPC (${process.env.TEST_DATABASE_URL ? "postgres" : "pgli
     expect(malformed.fieldViolations.map((v) => v.field)).toEqual(["order_id"]);
   });
 
-  it.runIf(process.env.TEST_DATABASE_URL)("writes each change and its outbox event in one transaction", async () => {
-    const { order } = await orders.placeOrder(request());
-    await orders.updateOrderStatus({ orderId: order!.id, status: OrderStatus.PLACED });
-    const sql = postgres(db.url!, { max: 1 });
-    try {
-      const rows = await sql`select event_type from outbox where subject = ${order!.id} order by created_at`;
-      expect(rows.map((r) => r.event_type)).toEqual(["OrderPlaced", "OrderStatusChanged"]);
-    } finally {
-      await sql.end();
-    }
-  });
+  it.runIf(process.env.TEST_DATABASE_URL)(
+    "writes each change and its outbox event in one transaction",
+    async () => {
+      const { order } = await orders.placeOrder(request());
+      await orders.updateOrderStatus({ orderId: order!.id, status: OrderStatus.PLACED });
+      const sql = postgres(db.url!, { max: 1 });
+      try {
+        const rows =
+          await sql`select event_type from outbox where subject = ${order!.id} order by created_at`;
+        expect(rows.map((r) => r.event_type)).toEqual(["OrderPlaced", "OrderStatusChanged"]);
+      } finally {
+        await sql.end();
+      }
+    },
+  );
 
   // Last: it takes the catalog down.
   it("answers UNAVAILABLE naming catalog when it is down, and stores nothing", async () => {

@@ -42,9 +42,18 @@ export interface MenuItem {
 /** Where restaurants are read from; implemented by the store. */
 export interface CatalogRepository {
   /** Restaurants after `cursor` (ordered by name, id), at most `limit`. */
-  listByName(query: { cuisine?: string; after?: { name: string; id: string }; limit: number }): Promise<Restaurant[]>;
+  listByName(query: {
+    cuisine?: string;
+    after?: { name: string; id: string };
+    limit: number;
+  }): Promise<Restaurant[]>;
   /** Restaurants ordered by distance from `near`, skipping `offset`. */
-  listByDistance(query: { cuisine?: string; near: GeoPoint; offset: number; limit: number }): Promise<Restaurant[]>;
+  listByDistance(query: {
+    cuisine?: string;
+    near: GeoPoint;
+    offset: number;
+    limit: number;
+  }): Promise<Restaurant[]>;
   getRestaurant(id: string): Promise<Restaurant | undefined>;
   /** Every item of a restaurant in menu order. */
   getMenu(restaurantId: string): Promise<MenuItem[]>;

@@ -36,7 +36,13 @@ export function decodePageToken(
     Number.isInteger(c.offset) &&
     (c.offset as number) >= 0
   ) {
-    return { kind: "near", cuisine: query.cuisine, lat: query.near.latitude, lng: query.near.longitude, offset: c.offset as number };
+    return {
+      kind: "near",
+      cuisine: query.cuisine,
+      lat: query.near.latitude,
+      lng: query.near.longitude,
+      offset: c.offset as number,
+    };
   }
   return undefined;
 }

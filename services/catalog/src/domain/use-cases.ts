@@ -17,15 +17,20 @@ export interface ListRestaurantsQuery {
 export class Catalog {
   constructor(private readonly repo: CatalogRepository) {}
 
-  async listRestaurants(q: ListRestaurantsQuery): Promise<{ restaurants: Restaurant[]; nextPageToken: string }> {
+  async listRestaurants(
+    q: ListRestaurantsQuery,
+  ): Promise<{ restaurants: Restaurant[]; nextPageToken: string }> {
     const v = new FieldViolations();
-    if (q.pageSize < 0 || q.pageSize > MAX_PAGE_SIZE) v.add("page_size", `must be between 0 and ${MAX_PAGE_SIZE}`);
+    if (q.pageSize < 0 || q.pageSize > MAX_PAGE_SIZE)
+      v.add("page_size", `must be between 0 and ${MAX_PAGE_SIZE}`);
     if (q.cuisine.length > 64) v.add("cuisine", "must be at most 64 characters");
     if (q.near) checkGeoPoint(v, "near", q.near);
     v.throwIfAny();
 
     const limit = q.pageSize || DEFAULT_PAGE_SIZE;
-    const cursor = q.pageToken ? decodePageToken(q.pageToken, { cuisine: q.cuisine, near: q.near }) : undefined;
+    const cursor = q.pageToken
+      ? decodePageToken(q.pageToken, { cuisine: q.cuisine, near: q.near })
+      : undefined;
     if (q.pageToken && !cursor) throw invalidPageToken();
     const cuisine = q.cuisine || undefined;
 
@@ -70,7 +75,8 @@ export class Catalog {
   async getMenu(restaurantId: string): Promise<MenuItem[]> {
     requireId("restaurant_id", restaurantId);
     const items = await this.repo.getMenu(restaurantId);
-    if (items.length === 0 && !(await this.repo.getRestaurant(restaurantId))) throw restaurantNotFound(restaurantId);
+    if (items.length === 0 && !(await this.repo.getRestaurant(restaurantId)))
+      throw restaurantNotFound(restaurantId);
     return items;
   }
 
@@ -90,7 +96,9 @@ export class Catalog {
 
     const restaurant = await this.repo.getRestaurant(restaurantId);
     if (!restaurant) throw restaurantNotFound(restaurantId);
-    const found = new Map((await this.repo.getMenuItems(restaurantId, [...new Set(ids)])).map((i) => [i.id, i]));
+    const found = new Map(
+      (await this.repo.getMenuItems(restaurantId, [...new Set(ids)])).map((i) => [i.id, i]),
+    );
     const items: MenuItem[] = [];
     const missing: string[] = [];
     for (const id of ids) {
@@ -112,5 +120,6 @@ function requireId(field: string, value: string): void {
 
 function checkGeoPoint(v: FieldViolations, field: string, p: GeoPoint): void {
   if (!(p.latitude >= -90 && p.latitude <= 90)) v.add(`${field}.latitude`, "must be between -90 and 90");
-  if (!(p.longitude >= -180 && p.longitude <= 180)) v.add(`${field}.longitude`, "must be between -180 and 180");
+  if (!(p.longitude >= -180 && p.longitude <= 180))
+    v.add(`${field}.longitude`, "must be between -180 and 180");
 }

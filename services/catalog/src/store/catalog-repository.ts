@@ -8,9 +8,16 @@ type Db = Database<typeof schema>["db"];
 export class PgCatalogRepository implements CatalogRepository {
   constructor(private readonly db: Db) {}
 
-  async listByName(q: { cuisine?: string; after?: { name: string; id: string }; limit: number }): Promise<Restaurant[]> {
+  async listByName(q: {
+    cuisine?: string;
+    after?: { name: string; id: string };
+    limit: number;
+  }): Promise<Restaurant[]> {
     const after = q.after
-      ? or(gt(restaurants.name, q.after.name), and(eq(restaurants.name, q.after.name), gt(restaurants.id, q.after.id)))
+      ? or(
+          gt(restaurants.name, q.after.name),
+          and(eq(restaurants.name, q.after.name), gt(restaurants.id, q.after.id)),
+        )
       : undefined;
     const rows = await this.db
       .select()
@@ -21,7 +28,12 @@ export class PgCatalogRepository implements CatalogRepository {
     return rows.map(toRestaurant);
   }
 
-  async listByDistance(q: { cuisine?: string; near: GeoPoint; offset: number; limit: number }): Promise<Restaurant[]> {
+  async listByDistance(q: {
+    cuisine?: string;
+    near: GeoPoint;
+    offset: number;
+    limit: number;
+  }): Promise<Restaurant[]> {
     // Equirectangular approximation: exact enough to rank restaurants within a city.
     const distance = sql`power(${restaurants.latitude} - ${q.near.latitude}, 2) + power((${restaurants.longitude} - ${q.near.longitude}) * cos(radians(${q.near.latitude})), 2)`;
     const rows = await this.db

@@ -1,5 +1,14 @@
 import { sql } from "drizzle-orm";
-import { bigint, boolean, doublePrecision, index, integer, pgTable, text, timestamp } from "drizzle-orm/pg-core";
+import {
+  bigint,
+  boolean,
+  doublePrecision,
+  index,
+  integer,
+  pgTable,
+  text,
+  timestamp,
+} from "drizzle-orm/pg-core";
 
 export const restaurants = pgTable(
   "restaurants",
@@ -21,7 +30,10 @@ export const restaurants = pgTable(
     open: boolean("open").notNull().default(true),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().default(sql`now()`),
   },
-  (t) => [index("restaurants_name_id_idx").on(t.name, t.id), index("restaurants_cuisine_name_idx").on(t.cuisine, t.name, t.id)],
+  (t) => [
+    index("restaurants_name_id_idx").on(t.name, t.id),
+    index("restaurants_cuisine_name_idx").on(t.cuisine, t.name, t.id),
+  ],
 );
 
 export const menuItems = pgTable(

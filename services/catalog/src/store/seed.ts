@@ -1,5 +1,5 @@
-import { menuItems, restaurants } from "./schema.ts";
 import type { PgCatalogRepository } from "./catalog-repository.ts";
+import { menuItems, restaurants } from "./schema.ts";
 
 type Db = ConstructorParameters<typeof PgCatalogRepository>[0];
 
@@ -109,9 +109,19 @@ const cuisines: Record<string, { names: string[]; dishes: [string, string, numbe
   },
 };
 
-const streets = ["Torstrasse", "Kastanienallee", "Oranienstrasse", "Bergmannstrasse", "Kantstrasse", "Schoenhauser Allee"];
+const streets = [
+  "Torstrasse",
+  "Kastanienallee",
+  "Oranienstrasse",
+  "Bergmannstrasse",
+  "Kantstrasse",
+  "Schoenhauser Allee",
+];
 
-export function demoData(): { restaurants: (typeof restaurants.$inferInsert)[]; menuItems: (typeof menuItems.$inferInsert)[] } {
+export function demoData(): {
+  restaurants: (typeof restaurants.$inferInsert)[];
+  menuItems: (typeof menuItems.$inferInsert)[];
+} {
   const rs: (typeof restaurants.$inferInsert)[] = [];
   const ms: (typeof menuItems.$inferInsert)[] = [];
   let n = 0;

@@ -29,7 +29,10 @@ export function restaurantClosed(id: string): DispatchError {
   });
 }
 
-export function menuItemsNotFound(violations: { field: string; description: string }[], ids: string[]): DispatchError {
+export function menuItemsNotFound(
+  violations: { field: string; description: string }[],
+  ids: string[],
+): DispatchError {
   return new DispatchError(Code.InvalidArgument, `menu items not found: ${ids.join(", ")}`, {
     reason: reason(ErrorReason.MENU_ITEM_NOT_FOUND),
     domain,
@@ -55,9 +58,13 @@ export function invalidTransition(orderId: string, from: string, to: string): Di
 }
 
 export function requestIdReused(requestId: string): DispatchError {
-  return new DispatchError(Code.FailedPrecondition, `request_id ${requestId} was already used for a different order`, {
-    reason: reason(ErrorReason.REQUEST_ID_REUSED),
-    domain,
-    metadata: { request_id: requestId },
-  });
+  return new DispatchError(
+    Code.FailedPrecondition,
+    `request_id ${requestId} was already used for a different order`,
+    {
+      reason: reason(ErrorReason.REQUEST_ID_REUSED),
+      domain,
+      metadata: { request_id: requestId },
+    },
+  );
 }

@@ -8,7 +8,14 @@ import {
   requestIdReused,
   restaurantClosed,
 } from "./errors.ts";
-import { type Address, canTransition, type Money, type Order, type OrderItem, type OrderStatus } from "./order.ts";
+import {
+  type Address,
+  canTransition,
+  type Money,
+  type Order,
+  type OrderItem,
+  type OrderStatus,
+} from "./order.ts";
 import type { OrdersRepository, PriceBook } from "./ports.ts";
 
 export const MAX_LINES = 50;
@@ -48,7 +55,12 @@ export class Orders {
       const missing = new Set(priced.missing);
       const violations = input.items.flatMap((line, i) =>
         missing.has(line.menuItemId)
-          ? [{ field: `items[${i}].menu_item_id`, description: `no item ${line.menuItemId} on this restaurant's menu` }]
+          ? [
+              {
+                field: `items[${i}].menu_item_id`,
+                description: `no item ${line.menuItemId} on this restaurant's menu`,
+              },
+            ]
           : [],
       );
       throw menuItemsNotFound(violations, [...missing]);
@@ -62,7 +74,8 @@ export class Orders {
     const items: OrderItem[] = input.items.map((line) => {
       const item = byId.get(line.menuItemId)!;
       // Every price of one restaurant is in its currency; a mismatch is catalog data corruption.
-      if (item.price.currencyCode !== currency) throw new Error(`item ${item.id} priced in ${item.price.currencyCode}`);
+      if (item.price.currencyCode !== currency)
+        throw new Error(`item ${item.id} priced in ${item.price.currencyCode}`);
       return {
         menuItemId: item.id,
         name: item.name,
@@ -71,7 +84,10 @@ export class Orders {
         lineTotal: { currencyCode: currency, amountMinor: item.price.amountMinor * line.quantity },
       };
     });
-    const subtotal = sum(currency, items.map((i) => i.lineTotal));
+    const subtotal = sum(
+      currency,
+      items.map((i) => i.lineTotal),
+    );
     const deliveryFee = priced.restaurant.deliveryFee;
     const total = sum(currency, [subtotal, deliveryFee]);
 
@@ -151,7 +167,8 @@ export class Orders {
 
 function validatePlaceOrder(input: PlaceOrderInput): void {
   const v = new FieldViolations();
-  if (!REQUEST_ID.test(input.requestId)) v.add("request_id", "must be 8-64 characters of A-Z, a-z, 0-9, _ or -");
+  if (!REQUEST_ID.test(input.requestId))
+    v.add("request_id", "must be 8-64 characters of A-Z, a-z, 0-9, _ or -");
   if (!input.userId) v.add("user_id", "is required");
   if (!input.restaurantId) v.add("restaurant_id", "is required");
   if (input.items.length === 0) v.add("items", "must contain at least one line");
@@ -160,7 +177,10 @@ function validatePlaceOrder(input: PlaceOrderInput): void {
   input.items.forEach((line, i) => {
     if (!line.menuItemId) v.add(`items[${i}].menu_item_id`, "is required");
     else if (seen.has(line.menuItemId))
-      v.add(`items[${i}].menu_item_id`, `repeats items[${seen.get(line.menuItemId)}]; raise its quantity instead`);
+      v.add(
+        `items[${i}].menu_item_id`,
+        `repeats items[${seen.get(line.menuItemId)}]; raise its quantity instead`,
+      );
     else seen.set(line.menuItemId, i);
     if (!Number.isInteger(line.quantity) || line.quantity < 1 || line.quantity > MAX_QUANTITY)
       v.add(`items[${i}].quantity`, `must be between 1 and ${MAX_QUANTITY}`);
@@ -170,7 +190,8 @@ function validatePlaceOrder(input: PlaceOrderInput): void {
   else {
     if (!a.line1) v.add("delivery_address.line1", "is required");
     if (!a.city) v.add("delivery_address.city", "is required");
-    if (!/^[A-Z]{2}$/.test(a.countryCode)) v.add("delivery_address.country_code", "must be an ISO 3166-1 alpha-2 code");
+    if (!/^[A-Z]{2}$/.test(a.countryCode))
+      v.add("delivery_address.country_code", "must be an ISO 3166-1 alpha-2 code");
   }
   if (input.note.length > MAX_NOTE) v.add("note", `must be at most ${MAX_NOTE} characters`);
   v.throwIfAny();
@@ -188,7 +209,11 @@ function requireField(field: string, value: string): void {
   v.throwIfAny();
 }
 
-function sameRequest(previous: { order: Order; requestHash: string }, hash: string, requestId: string): Order {
+function sameRequest(
+  previous: { order: Order; requestHash: string },
+  hash: string,
+  requestId: string,
+): Order {
   if (previous.requestHash !== hash) throw requestIdReused(requestId);
   return previous.order;
 }

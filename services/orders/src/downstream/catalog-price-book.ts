@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { CatalogService } from "@dispatch/gen/dispatch/catalog/v1/catalog_pb.ts";
 import type { Client } from "@dispatch/client";
+import type { CatalogService } from "@dispatch/gen/dispatch/catalog/v1/catalog_pb.ts";
 import { restaurantNotFound } from "../domain/errors.ts";
 import type { PriceBook } from "../domain/ports.ts";
 
@@ -24,7 +24,12 @@ export class CatalogPriceBook implements PriceBook {
     });
     return {
       restaurant: { id: r.id, name: r.name, open: r.open, deliveryFee: money(r.deliveryFee) },
-      items: res.items.map((i) => ({ id: i.id, name: i.name, price: money(i.price), available: i.available })),
+      items: res.items.map((i) => ({
+        id: i.id,
+        name: i.name,
+        price: money(i.price),
+        available: i.available,
+      })),
       missing: res.missingMenuItemIds,
     };
   }

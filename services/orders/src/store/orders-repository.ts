@@ -29,7 +29,10 @@ export class PgOrdersRepository implements OrdersRepository {
       await tx
         .insert(restaurants)
         .values({ id: o.restaurantId, name: o.restaurantName })
-        .onConflictDoUpdate({ target: restaurants.id, set: { name: o.restaurantName, updatedAt: sql`now()` } });
+        .onConflictDoUpdate({
+          target: restaurants.id,
+          set: { name: o.restaurantName, updatedAt: sql`now()` },
+        });
       const [row] = await tx
         .insert(orders)
         .values({
@@ -59,7 +62,9 @@ export class PgOrdersRepository implements OrdersRepository {
           unitPriceMinor: item.unitPrice.amountMinor,
         })),
       );
-      await tx.insert(orderStatusHistory).values({ orderId: o.id, status: o.status, changedAt: row.createdAt });
+      await tx
+        .insert(orderStatusHistory)
+        .values({ orderId: o.id, status: o.status, changedAt: row.createdAt });
       const order: Order = {
         id: o.id,
         userId: o.userId,
@@ -109,7 +114,11 @@ export class PgOrdersRepository implements OrdersRepository {
     decide: (order: Order) => { status: OrderStatus; reason: string; event: OutboxEvent } | undefined,
   ): Promise<Order | undefined> {
     return this.db.transaction(async (tx) => {
-      const [locked] = await tx.select({ id: orders.id }).from(orders).where(eq(orders.id, orderId)).for("update");
+      const [locked] = await tx
+        .select({ id: orders.id })
+        .from(orders)
+        .where(eq(orders.id, orderId))
+        .for("update");
       if (!locked) return undefined;
       const current = await loadOrder(tx, orderId);
       if (!current) return undefined;

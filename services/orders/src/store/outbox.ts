@@ -3,7 +3,7 @@ import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { EventSchema } from "@dispatch/gen/dispatch/events/v1/events_pb.ts";
 import { OrderStatus } from "@dispatch/gen/dispatch/orders/v1/orders_pb.ts";
 import type { OutboxEvent } from "../domain/ports.ts";
-import { outbox } from "./schema.ts";
+import type { outbox } from "./schema.ts";
 
 /** The outbox row for a domain event: its dispatch.events.v1.Event envelope, serialized. */
 export function outboxRow(e: OutboxEvent): typeof outbox.$inferInsert {
@@ -34,5 +34,10 @@ export function outboxRow(e: OutboxEvent): typeof outbox.$inferInsert {
             },
           },
   });
-  return { id: e.id, eventType: e.type, subject: e.orderId, payload: Buffer.from(toBinary(EventSchema, event)) };
+  return {
+    id: e.id,
+    eventType: e.type,
+    subject: e.orderId,
+    payload: Buffer.from(toBinary(EventSchema, event)),
+  };
 }

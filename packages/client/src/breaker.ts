@@ -1,0 +1,87 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import CircuitBreaker from "opossum";
+import type { Logger } from "pino";
+
+export interface BreakerOptions {
+  /** How long the breaker stays open before a half-open probe. Default 5000 ms. */
+  resetTimeoutMs?: number;
+  /** Failure percentage (of counted calls in the window) that opens it. Default 50. */
+  errorThresholdPercentage?: number;
+  /** Calls in the window before it may open at all. Default 10. */
+  volumeThreshold?: number;
+  /** Length of the statistics window. Default 10000 ms. */
+  rollingCountTimeoutMs?: number;
+}
+
+/** Errors that describe the request, not the health of the endpoint: they never trip a breaker. */
+const callerErrors = new Set([
+  Code.InvalidArgument,
+  Code.NotFound,
+  Code.AlreadyExists,
+  Code.FailedPrecondition,
+  Code.PermissionDenied,
+  Code.Unauthenticated,
+  Code.OutOfRange,
+  Code.Canceled,
+]);
+
+export function isCallerError(err: unknown): boolean {
+  return err instanceof ConnectError && callerErrors.has(err.code);
+}
+
+type Thunk = () => Promise<unknown>;
+
+/** One opossum breaker per (endpoint, method), created on first use. */
+export class BreakerRegistry {
+  private readonly breakers = new Map<string, CircuitBreaker<[Thunk], unknown>>();
+
+  constructor(
+    private readonly name: string,
+    private readonly opts: BreakerOptions,
+    private readonly logger: Logger | undefined,
+  ) {}
+
+  isOpen(endpoint: string, method: string): boolean {
+    return this.breakers.get(`${endpoint} ${method}`)?.opened ?? false;
+  }
+
+  /** Runs `call` through the breaker; while open, fails at once with UNAVAILABLE naming the target. */
+  async run<T>(endpoint: string, method: string, call: () => Promise<T>): Promise<T> {
+    const breaker = this.get(endpoint, method);
+    try {
+      return (await breaker.fire(call)) as T;
+    } catch (err) {
+      if ((err as { code?: string }).code === "EOPENBREAKER") {
+        throw new ConnectError(`circuit open: ${this.name} at ${endpoint} (${method})`, Code.Unavailable);
+      }
+      throw err;
+    }
+  }
+
+  shutdown(): void {
+    for (const b of this.breakers.values()) b.shutdown();
+    this.breakers.clear();
+  }
+
+  private get(endpoint: string, method: string): CircuitBreaker<[Thunk], unknown> {
+    const key = `${endpoint} ${method}`;
+    let b = this.breakers.get(key);
+    if (!b) {
+      b = new CircuitBreaker((call: Thunk) => call(), {
+        // Deadlines bound every call already; a second timer here would only disagree with them.
+        timeout: false,
+        resetTimeout: this.opts.resetTimeoutMs ?? 5000,
+        errorThresholdPercentage: this.opts.errorThresholdPercentage ?? 50,
+        volumeThreshold: this.opts.volumeThreshold ?? 10,
+        rollingCountTimeout: this.opts.rollingCountTimeoutMs ?? 10_000,
+        errorFilter: isCallerError,
+      });
+      const fields = { target: this.name, endpoint, method };
+      b.on("open", () => this.logger?.warn(fields, "circuit opened"));
+      b.on("halfOpen", () => this.logger?.info(fields, "circuit half-open: probing"));
+      b.on("close", () => this.logger?.info(fields, "circuit closed"));
+      this.breakers.set(key, b);
+    }
+    return b;
+  }
+}

@@ -1,0 +1,55 @@
+import type { DescService } from "@bufbuild/protobuf";
+import { type Client, createClient as createConnectClient } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import type { BreakerOptions } from "./breaker.ts";
+import { DispatchTransport } from "./dispatch-transport.ts";
+import { parseTarget } from "./endpoint-picker.ts";
+import { closeAllSessions } from "./sessions.ts";
+
+export type { Client };
+
+export interface ClientOptions {
+  /** "host:port", "http://host:port", or a comma list of them (round-robin). */
+  target: string;
+  /** The called service's name, for logs and error messages. Default: the target. */
+  name?: string;
+  /** Deadline of a call unless the call sets its own. Default 5000 ms. */
+  timeoutMs?: number;
+  breaker?: BreakerOptions;
+  logger?: Logger;
+}
+
+const transports = new WeakMap<object, DispatchTransport>();
+const all = new Set<DispatchTransport>();
+
+/**
+ * A typed promise client for a generated service: `await client.getMenu({ restaurantId })`.
+ * Inside a handler, the incoming call's deadline, cancellation and request id carry over.
+ */
+export function createClient<S extends DescService>(service: S, opts: ClientOptions): Client<S> {
+  const transport = new DispatchTransport({
+    name: opts.name ?? opts.target,
+    endpoints: parseTarget(opts.target),
+    timeoutMs: opts.timeoutMs ?? 5000,
+    breaker: opts.breaker ?? {},
+    logger: opts.logger,
+  });
+  const client = createConnectClient(service, transport);
+  transports.set(client, transport);
+  all.add(transport);
+  return client;
+}
+
+/** Stops a client's breakers (their timers). Connections are shared; closeClients() closes them. */
+export function closeClient(client: object): void {
+  const t = transports.get(client);
+  t?.breakers.shutdown();
+  if (t) all.delete(t);
+}
+
+/** Stops every client and closes every connection (at shutdown, after the last call). */
+export async function closeClients(): Promise<void> {
+  for (const t of all) t.breakers.shutdown();
+  all.clear();
+  closeAllSessions();
+}
