@@ -11,8 +11,12 @@ export class QueryCancelledError extends Error {
   }
 }
 
+/** True for a query cancelled by its call's signal, also when drizzle wrapped it ("Failed query: …"). */
 export function isQueryCancelled(err: unknown): boolean {
-  return err instanceof QueryCancelledError;
+  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof QueryCancelledError) return true;
+  }
+  return false;
 }
 
 type PendingQuery = postgres.PendingQuery<postgres.Row[]>;

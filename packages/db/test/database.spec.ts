@@ -1,0 +1,127 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+import { fileURLToPath } from "node:url";
+import { eq, sql } from "drizzle-orm";
+import postgres from "postgres";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { isQueryCancelled, openDatabase } from "../src/index.ts";
+import { notes, schema } from "./fixtures/schema.ts";
+
+const migrationsFolder = fileURLToPath(new URL("./fixtures/migrations", import.meta.url));
+const adminUrl = process.env.TEST_DATABASE_URL;
+
+describe("openDatabase on embedded PGlite", () => {
+  it("applies migrations, queries, and rolls back a failed transaction", async () => {
+    const database = await openDatabase({ service: "test", schema, migrationsFolder });
+    try {
+      expect(database.kind).toBe("pglite");
+      await database.ping();
+      await database.db.insert(notes).values({ id: 1, body: "kept" });
+      await expect(
+        database.db.transaction(async (tx) => {
+          await tx.insert(notes).values({ id: 2, body: "rolled back" });
+          throw new Error("abort the transaction");
+        }),
+      ).rejects.toThrow("abort the transaction");
+      expect((await database.db.select().from(notes)).map((n) => n.body)).toEqual(["kept"]);
+    } finally {
+      await database.close();
+    }
+  });
+});
+
+describe.runIf(adminUrl)("openDatabase on PostgreSQL", () => {
+  let url: string;
+  const dbName = `dispatch_dbtest_${process.pid}_${Date.now()}`;
+
+  beforeAll(async () => {
+    const admin = postgres(adminUrl!, { max: 1, onnotice: () => {} });
+    await admin.unsafe(`create database "${dbName}"`);
+    await admin.end();
+    const u = new URL(adminUrl!);
+    u.pathname = `/${dbName}`;
+    url = u.toString();
+  });
+
+  afterAll(async () => {
+    const admin = postgres(adminUrl!, { max: 1, onnotice: () => {} });
+    await admin.unsafe(`drop database if exists "${dbName}" with (force)`);
+    await admin.end();
+  });
+
+  it("applies migrations, sets the statement timeout, and respects the pool size", async () => {
+    const database = await openDatabase({
+      service: "dbtest",
+      url,
+      schema,
+      migrationsFolder,
+      poolSize: 3,
+      statementTimeoutMs: 1234,
+    });
+    try {
+      expect(database.kind).toBe("postgres");
+      await database.db.insert(notes).values({ id: 1, body: "pg" });
+      expect((await database.db.select().from(notes).where(eq(notes.id, 1)))[0]?.body).toBe("pg");
+      const timeout = await database.db.execute(sql`show statement_timeout`);
+      expect(JSON.stringify(timeout)).toContain("1234ms");
+      await Promise.all(Array.from({ length: 10 }, () => database.db.execute(sql`select pg_sleep(0.05)`)));
+      const conns = await database.db.execute(
+        sql`select count(*)::int as n from pg_stat_activity where datname = ${dbName} and application_name = 'dbtest'`,
+      );
+      expect((conns as unknown as { n: number }[])[0]!.n).toBeLessThanOrEqual(3);
+    } finally {
+      await database.close();
+    }
+  });
+
+  it("cancels a running query on the server when the call's signal aborts", async () => {
+    // As in a service: the signal of the call being handled comes from async context.
+    const call = new AsyncLocalStorage<AbortSignal>();
+    const inCall = <T>(signal: AbortSignal, fn: () => Promise<T>) => call.run(signal, fn);
+    const database = await openDatabase({
+      service: "canceltest",
+      url,
+      schema,
+      migrationsFolder,
+      signal: () => call.getStore(),
+    });
+    try {
+      const ac = new AbortController();
+      setTimeout(() => ac.abort(), 100);
+      const t0 = Date.now();
+      const err = await inCall(ac.signal, async () => {
+        await database.db.execute(sql`select pg_sleep(10)`);
+      }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(isQueryCancelled(err)).toBe(true);
+      expect(Date.now() - t0).toBeLessThan(1000);
+      const active = await database.db.execute(
+        sql`select count(*)::int as n from pg_stat_activity where state = 'active' and query like '%pg_sleep(10)%' and pid <> pg_backend_pid()`,
+      );
+      expect((active as unknown as { n: number }[])[0]!.n).toBe(0);
+
+      // Inside a transaction too: the transaction fails and rolls back.
+      const ac2 = new AbortController();
+      setTimeout(() => ac2.abort(), 100);
+      const tx = inCall(ac2.signal, () =>
+        database.db.transaction(async (t) => {
+          await t.insert(notes).values({ id: 77, body: "never" });
+          await t.execute(sql`select pg_sleep(10)`);
+        }),
+      );
+      await expect(tx).rejects.toSatisfy(isQueryCancelled);
+      expect(await database.db.select().from(notes).where(eq(notes.id, 77))).toEqual([]);
+
+      // An already-aborted signal: the query is never sent.
+      const dead = new AbortController();
+      dead.abort();
+      await expect(inCall(dead.signal, async () => database.db.execute(sql`select 1`))).rejects.toSatisfy(
+        isQueryCancelled,
+      );
+      await database.ping();
+    } finally {
+      await database.close();
+    }
+  });
+});
