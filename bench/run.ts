@@ -1,0 +1,184 @@
+/**
+ * Load scenarios. `pnpm bench:hop` (or `tsx bench/run.ts hop`): the platform runtime vs bare
+ * @grpc/grpc-js vs bare connect-node on the same unary echo, one server at a time on this machine,
+ * each driven by h2load with the same request. Writes the table into docs/BENCHMARKS.md.
+ *
+ * Env: BENCH_DURATION_S (measured seconds per run, default 10), BENCH_WARMUP (warm-up requests,
+ * default 20000), BENCH_ROUNDS (rounds over all servers; the median run is reported, default 3).
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import { fileURLToPath } from "node:url";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { EchoRequestSchema, EchoService } from "../gen/dispatch/echo/v1/echo_pb.ts";
+import { grpcBody, h2load, h2loadVersion, type LoadResult } from "./h2load.ts";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const durationS = Number(process.env.BENCH_DURATION_S ?? 10);
+const warmup = Number(process.env.BENCH_WARMUP ?? 20_000);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+const CLIENTS = 10;
+const STREAMS = 10;
+
+const children = new Set<ChildProcess>();
+const killAll = () => {
+  for (const c of children) c.kill("SIGKILL");
+};
+process.on("exit", killAll);
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  process.on(sig, () => {
+    killAll();
+    process.exit(130);
+  });
+}
+
+async function startServer(file: string): Promise<{ port: number; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, ["--import", "tsx", `bench/servers/${file}`], {
+    cwd: root,
+    env: { ...process.env, PORT: "0", NODE_ENV: "production" },
+    // stdout (the platform's per-RPC log lines) is discarded, but every line is still produced.
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  children.add(child);
+  let err = "";
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stderr!.on("data", (d: Buffer) => {
+      err += d;
+      const m = /READY (\d+)/.exec(err);
+      if (m) resolve(Number(m[1]));
+    });
+    child.once("exit", (code) => reject(new Error(`${file} exited (${code}) before it was ready:\n${err}`)));
+  });
+  return {
+    port,
+    async stop() {
+      child.kill("SIGTERM");
+      if (child.exitCode === null) await once(child, "exit");
+      children.delete(child);
+    },
+  };
+}
+
+interface Row {
+  name: string;
+  result: LoadResult;
+}
+
+async function measure(name: string, file: string, body: Buffer): Promise<Row> {
+  const server = await startServer(file);
+  try {
+    // h2load counts HTTP statuses only: prove once with a real gRPC client that the call succeeds.
+    const client = createClient(
+      EchoService,
+      createGrpcTransport({ baseUrl: `http://127.0.0.1:${server.port}` }),
+    );
+    const reply = await client.echo({ message: "hello dispatch" });
+    if (reply.message !== "hello dispatch") throw new Error(`${name} answered ${JSON.stringify(reply)}`);
+    const url = `http://127.0.0.1:${server.port}/dispatch.echo.v1.EchoService/Echo`;
+    await h2load({ url, body, clients: CLIENTS, streams: STREAMS, requests: warmup });
+    const result = await h2load({ url, body, clients: CLIENTS, streams: STREAMS, durationS });
+    if (result.succeeded !== result.requests)
+      throw new Error(`${name}: ${result.requests - result.succeeded} requests failed`);
+    return { name, result };
+  } finally {
+    await server.stop();
+  }
+}
+
+function median(rows: Row[]): Row {
+  const sorted = [...rows].sort((a, b) => a.result.reqPerSec - b.result.reqPerSec);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+function machine(h2: string): string {
+  const cpu = os.cpus()[0]?.model.trim() ?? "unknown CPU";
+  return `${cpu}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}, Node ${process.version}, ${h2}`;
+}
+
+function writeSection(title: string, content: string): void {
+  const file = `${root}/docs/BENCHMARKS.md`;
+  let doc: string;
+  try {
+    doc = readFileSync(file, "utf8");
+  } catch {
+    doc =
+      "# Benchmarks\n\nProduced by `pnpm bench`; each section is rewritten by the scenario that owns it.\n";
+  }
+  const heading = `## ${title}`;
+  const start = doc.indexOf(heading);
+  if (start === -1) {
+    doc = `${doc.trimEnd()}\n\n${heading}\n\n${content.trim()}\n`;
+  } else {
+    const next = doc.indexOf("\n## ", start + heading.length);
+    doc = `${doc.slice(0, start)}${heading}\n\n${content.trim()}\n${next === -1 ? "" : doc.slice(next)}`;
+  }
+  writeFileSync(file, doc);
+}
+
+async function hop(): Promise<void> {
+  const h2 = await h2loadVersion();
+  const body = grpcBody(
+    toBinary(EchoRequestSchema, create(EchoRequestSchema, { message: "hello dispatch" })),
+  );
+  const servers = [
+    { name: "platform (packages/runtime, full)", file: "platform-echo.ts" },
+    { name: "bare @grpc/grpc-js", file: "grpc-js-echo.ts" },
+    { name: "bare @connectrpc/connect-node", file: "connect-echo.ts" },
+  ];
+  const runs = new Map<string, Row[]>(servers.map((s) => [s.name, []]));
+  for (let r = 1; r <= rounds; r++) {
+    for (const s of servers) {
+      const row = await measure(s.name, s.file, body);
+      runs.get(s.name)!.push(row);
+      console.error(`round ${r}/${rounds} ${s.name}: ${Math.round(row.result.reqPerSec)} req/s`);
+    }
+  }
+  const rows = servers.map((s) => median(runs.get(s.name)!));
+  const grpcJs = rows[1]!.result.reqPerSec;
+  const ratio = rows[0]!.result.reqPerSec / grpcJs;
+  const fmt = (n: number, d = 2) => n.toFixed(d);
+  const table = [
+    "| server | req/s | mean ms | p50 ms | p99 ms | vs grpc-js |",
+    "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ...rows.map(
+      (r) =>
+        `| ${r.name} | ${Math.round(r.result.reqPerSec)} | ${fmt(r.result.meanMs)} | ${fmt(r.result.p50Ms)} | ${fmt(r.result.p99Ms)} | ${fmt(r.result.reqPerSec / grpcJs)}x |`,
+    ),
+  ].join("\n");
+  const allRuns = servers
+    .map(
+      (s) =>
+        `${s.name}: ${runs
+          .get(s.name)!
+          .map((r) => Math.round(r.result.reqPerSec))
+          .join(", ")}`,
+    )
+    .join("; ");
+  const content = `Unary \`dispatch.echo.v1.EchoService/Echo\` (a 16-byte request), loopback h2c. Each server runs alone as
+its own process; h2load \`-c ${CLIENTS} -m ${STREAMS} -t 1\`, ${warmup} warm-up requests, then ${durationS} s measured;
+${rounds} rounds, the median run of each server shown. Latency percentiles come from h2load's per-request log.
+The platform row is the full runtime: one JSON log line per RPC (written to /dev/null), error mapping,
+deadline handling, health and reflection registered.
+
+- Date: ${new Date().toISOString().slice(0, 10)}
+- Machine: ${machine(h2)}
+- Command: \`pnpm bench:hop\`
+
+${table}
+
+**platform / grpc-js = ${fmt(ratio)}** (bar: ≥ 1.00). Every run, req/s: ${allRuns}.`;
+  console.log(`\n${table}\n\nplatform / grpc-js = ${fmt(ratio)}`);
+  writeSection("Hop: unary echo", content);
+  if (ratio < 1) process.exitCode = 1;
+}
+
+const scenario = process.argv[2] ?? "all";
+if (scenario === "hop" || scenario === "all") await hop();
+else {
+  console.error(`unknown scenario ${scenario}; use: hop, all`);
+  process.exit(2);
+}
