@@ -1,5 +1,6 @@
 import { realpathSync } from "node:fs";
 import { pathToFileURL } from "node:url";
+import { ConfigError } from "./config.ts";
 
 /** True when the module at `moduleUrl` is the program being run (not imported by a test or another module). */
 export function isEntryPoint(moduleUrl: string): boolean {
@@ -9,5 +10,19 @@ export function isEntryPoint(moduleUrl: string): boolean {
     return pathToFileURL(realpathSync(script)).href === moduleUrl;
   } catch {
     return false;
+  }
+}
+
+/**
+ * Runs a service's start function as the program. A configuration problem prints one line naming every
+ * bad variable and exits 1; any other startup failure prints its error and exits 1.
+ */
+export async function runMain(name: string, start: () => Promise<unknown>): Promise<void> {
+  try {
+    await start();
+  } catch (err) {
+    if (err instanceof ConfigError) console.error(`${name}: ${err.message}`);
+    else console.error(`${name}: failed to start:`, err);
+    process.exit(1);
   }
 }

@@ -10,7 +10,7 @@ export {
   requiredString,
   type Setting,
 } from "./config.ts";
-export { isEntryPoint } from "./entry-point.ts";
+export { isEntryPoint, runMain } from "./entry-point.ts";
 export {
   DispatchError,
   type DispatchErrorOptions,

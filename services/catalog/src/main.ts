@@ -1,6 +1,6 @@
 import { fileURLToPath } from "node:url";
 import { openDatabase } from "@dispatch/db";
-import { createLogger, currentCall, isEntryPoint, type Server, serve } from "@dispatch/runtime";
+import { createLogger, currentCall, isEntryPoint, runMain, type Server, serve } from "@dispatch/runtime";
 import { catalogConfig } from "./config.ts";
 import { Catalog } from "./domain/use-cases.ts";
 import { catalogRpc } from "./rpc.ts";
@@ -36,4 +36,4 @@ export async function startCatalog(
   });
 }
 
-if (isEntryPoint(import.meta.url)) await startCatalog(process.env, true);
+if (isEntryPoint(import.meta.url)) await runMain("catalog", () => startCatalog(process.env, true));

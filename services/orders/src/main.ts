@@ -2,7 +2,7 @@ import { fileURLToPath } from "node:url";
 import { closeClient, closeClients, createClient } from "@dispatch/client";
 import { openDatabase } from "@dispatch/db";
 import { CatalogService } from "@dispatch/gen/dispatch/catalog/v1/catalog_pb.ts";
-import { createLogger, currentCall, isEntryPoint, type Server, serve } from "@dispatch/runtime";
+import { createLogger, currentCall, isEntryPoint, runMain, type Server, serve } from "@dispatch/runtime";
 import { ordersConfig } from "./config.ts";
 import { Orders } from "./domain/use-cases.ts";
 import { CatalogPriceBook } from "./downstream/catalog-price-book.ts";
@@ -42,4 +42,4 @@ export async function startOrders(
   });
 }
 
-if (isEntryPoint(import.meta.url)) await startOrders(process.env, true);
+if (isEntryPoint(import.meta.url)) await runMain("orders", () => startOrders(process.env, true));

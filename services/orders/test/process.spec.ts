@@ -1,0 +1,46 @@
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { fileURLToPath } from "node:url";
+import { OrdersService } from "@dispatch/gen/dispatch/orders/v1/orders_pb.ts";
+import { createTestDatabase, startServiceProcess, testClient } from "@dispatch/testing";
+import { describe, expect, it } from "vitest";
+
+const root = fileURLToPath(new URL("../../..", import.meta.url));
+
+describe("orders as a process", () => {
+  it("refuses to start with one message naming every bad or missing variable", async () => {
+    const child = spawn(process.execPath, ["--import", "tsx", "services/orders/src/main.ts"], {
+      cwd: root,
+      env: { ...process.env, PORT: "not-a-port", LOG_LEVEL: "loud", ADMIN_PORT: "99999" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.on("data", (d) => (stderr += d));
+    const [code] = await once(child, "exit");
+    expect(code).toBe(1);
+    const lines = stderr.trim().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain('PORT must be an integer 0-65535 (got "not-a-port")');
+    expect(lines[0]).toContain("ADMIN_PORT must be an integer 0-65535");
+    expect(lines[0]).toContain("LOG_LEVEL must be one of");
+  });
+
+  it("drains, closes its database and exits 0 on SIGTERM", async () => {
+    const db = await createTestDatabase();
+    try {
+      const orders = await startServiceProcess("orders", {
+        DATABASE_URL: db.url,
+        CATALOG_URL: "127.0.0.1:1",
+        LOG_LEVEL: "info",
+      });
+      const client = testClient(OrdersService, orders.port);
+      expect((await client.listActiveOrders({ userId: "u1" })).orders).toEqual([]);
+      expect(await orders.stop()).toBe(0);
+      const log = orders.output();
+      expect(log).toContain('"msg":"shutting down"');
+      expect(log).toContain('"msg":"stopped"');
+    } finally {
+      await db.drop();
+    }
+  });
+});
