@@ -25,6 +25,8 @@ export interface OpenDatabaseOptions<TSchema extends Record<string, unknown>> {
   statementTimeoutMs?: number;
   /** The current call's signal; queries issued under it are cancelled when it aborts (PostgreSQL only). */
   signal?: () => AbortSignal | undefined;
+  /** Called with every SQL statement drizzle sends (tests, debugging); parameters are not passed. */
+  onQuery?: (sql: string) => void;
 }
 
 export interface Database<TSchema extends Record<string, unknown>> {
@@ -40,6 +42,7 @@ export interface Database<TSchema extends Record<string, unknown>> {
 export async function openDatabase<TSchema extends Record<string, unknown>>(
   opts: OpenDatabaseOptions<TSchema>,
 ): Promise<Database<TSchema>> {
+  const logger = opts.onQuery ? { logQuery: (query: string) => opts.onQuery!(query) } : undefined;
   if (opts.url) {
     const client = postgres(opts.url, {
       max: opts.poolSize ?? 10,
@@ -51,7 +54,7 @@ export async function openDatabase<TSchema extends Record<string, unknown>>(
       onnotice: () => {},
     });
     const wrapped = opts.signal ? cancellable(client, opts.signal) : client;
-    const db = drizzlePostgres(wrapped, { schema: opts.schema });
+    const db = drizzlePostgres(wrapped, { schema: opts.schema, ...(logger ? { logger } : {}) });
     try {
       await migratePostgres(db, { migrationsFolder: opts.migrationsFolder });
     } catch (err) {
@@ -69,7 +72,7 @@ export async function openDatabase<TSchema extends Record<string, unknown>>(
   const inMemory = !opts.dataDir || opts.dataDir === "memory://";
   if (!inMemory) mkdirSync(opts.dataDir!, { recursive: true });
   const client = inMemory ? new PGlite() : new PGlite(opts.dataDir);
-  const db = drizzlePglite(client, { schema: opts.schema });
+  const db = drizzlePglite(client, { schema: opts.schema, ...(logger ? { logger } : {}) });
   try {
     await migratePglite(db, { migrationsFolder: opts.migrationsFolder });
   } catch (err) {
