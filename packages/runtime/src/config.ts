@@ -94,3 +94,8 @@ export function bool(fallback: boolean): Setting<boolean> {
     },
   };
 }
+
+/** LOG_LEVEL: pino's levels, default info. */
+export function logLevel(fallback = "info"): Setting<string> {
+  return oneOf(["fatal", "error", "warn", "info", "debug", "trace", "silent"], fallback);
+}

@@ -367,14 +367,8 @@ class ServerCall implements HandlerContext {
     let message: RawMessage | undefined;
     let count = 0;
     this.stream.on("data", (chunk: Buffer) => {
-      if (this.finished) return;
-      let got: RawMessage[];
-      try {
-        got = reader.push(chunk);
-      } catch (err) {
-        this.readError(err);
-        return;
-      }
+      const got = this.read(reader, chunk);
+      if (!got) return;
       count += got.length;
       message = got[0] ?? message;
       if (count > 1)
@@ -397,13 +391,9 @@ class ServerCall implements HandlerContext {
     const reader = new MessageReader(this.server.opts.maxReceiveMessageBytes);
     const queue = new RequestQueue(this.stream);
     this.stream.on("data", (chunk: Buffer) => {
-      if (this.finished) return;
-      let got: RawMessage[];
-      try {
-        got = reader.push(chunk);
-      } catch (err) {
-        this.readError(err);
-        queue.fail(err);
+      const got = this.read(reader, chunk);
+      if (!got) {
+        queue.fail(new Error("request stream failed"));
         return;
       }
       for (const raw of got) {
@@ -421,9 +411,16 @@ class ServerCall implements HandlerContext {
     else void this.runStreaming(() => this.entry.impl!(queue, this));
   }
 
-  private readError(err: unknown): void {
-    if (err instanceof MessageTooLargeError) this.fail(Code.ResourceExhausted, err.message, undefined);
-    else this.fail(Code.Internal, "could not read the request", undefined);
+  /** The whole messages a DATA chunk completes; undefined once the call has ended or the chunk ends it. */
+  private read(reader: MessageReader, chunk: Buffer): RawMessage[] | undefined {
+    if (this.finished) return undefined;
+    try {
+      return reader.push(chunk);
+    } catch (err) {
+      if (err instanceof MessageTooLargeError) this.fail(Code.ResourceExhausted, err.message, undefined);
+      else this.fail(Code.Internal, "could not read the request", undefined);
+      return undefined;
+    }
   }
 
   private decode(raw: RawMessage): unknown {

@@ -4,6 +4,7 @@ export {
   ConfigError,
   integer,
   loadConfig,
+  logLevel,
   oneOf,
   optionalString,
   port,

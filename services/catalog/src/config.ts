@@ -1,4 +1,4 @@
-import { bool, loadConfig, oneOf, optionalString, port } from "@dispatch/runtime";
+import { bool, loadConfig, logLevel, optionalString, port } from "@dispatch/runtime";
 
 /** Catalog's environment, validated at startup. */
 export function catalogConfig(env: NodeJS.ProcessEnv = process.env) {
@@ -8,7 +8,7 @@ export function catalogConfig(env: NodeJS.ProcessEnv = process.env) {
       ADMIN_PORT: port(51052),
       DATABASE_URL: optionalString(),
       DATA_DIR: optionalString(),
-      LOG_LEVEL: oneOf(["fatal", "error", "warn", "info", "debug", "trace"], "info"),
+      LOG_LEVEL: logLevel(),
       SEED_DEMO_DATA: bool(true),
     },
     env,

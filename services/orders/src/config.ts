@@ -1,4 +1,4 @@
-import { loadConfig, oneOf, optionalString, port, requiredString } from "@dispatch/runtime";
+import { loadConfig, logLevel, optionalString, port, requiredString } from "@dispatch/runtime";
 
 /** Orders' environment, validated at startup. */
 export function ordersConfig(env: NodeJS.ProcessEnv = process.env) {
@@ -8,7 +8,7 @@ export function ordersConfig(env: NodeJS.ProcessEnv = process.env) {
       ADMIN_PORT: port(51053),
       DATABASE_URL: optionalString(),
       DATA_DIR: optionalString(),
-      LOG_LEVEL: oneOf(["fatal", "error", "warn", "info", "debug", "trace"], "info"),
+      LOG_LEVEL: logLevel(),
       CATALOG_URL: requiredString("127.0.0.1:50052"),
     },
     env,
