@@ -10,6 +10,8 @@ export function ordersConfig(env: NodeJS.ProcessEnv = process.env) {
       DATA_DIR: optionalString(),
       LOG_LEVEL: logLevel(),
       CATALOG_URL: requiredString("127.0.0.1:50052"),
+      /** Who receives orders' events: "notifications=host:port,gateway=host:port". */
+      EVENT_SUBSCRIBERS: optionalString(),
     },
     env,
   );

@@ -1,11 +1,13 @@
 import { fileURLToPath } from "node:url";
 import { closeClient, closeClients, createClient } from "@dispatch/client";
 import { openDatabase } from "@dispatch/db";
+import { eventSubscriberService, OutboxRelay, subscribersFrom } from "@dispatch/events";
 import { CatalogService } from "@dispatch/gen/dispatch/catalog/v1/catalog_pb.ts";
 import { createLogger, currentCall, isEntryPoint, runMain, type Server, serve } from "@dispatch/runtime";
 import { ordersConfig } from "./config.ts";
 import { Orders } from "./domain/use-cases.ts";
 import { CatalogPriceBook } from "./downstream/catalog-price-book.ts";
+import { ordersEventHandler } from "./event-handlers.ts";
 import { ordersRpc } from "./rpc.ts";
 import { PgOrdersRepository } from "./store/orders-repository.ts";
 import { schema } from "./store/schema.ts";
@@ -26,20 +28,32 @@ export async function startOrders(
     signal: () => currentCall()?.signal,
   });
   const catalog = createClient(CatalogService, { target: config.CATALOG_URL, name: "catalog", logger });
+  const priceBook = new CatalogPriceBook(catalog);
+  const relay = new OutboxRelay({
+    db: database.db,
+    subscribers: subscribersFrom(config.EVENT_SUBSCRIBERS, logger),
+    logger,
+  });
 
-  return serve({
+  const server = await serve({
     name: "orders",
-    services: [ordersRpc(new Orders(new PgOrdersRepository(database.db), new CatalogPriceBook(catalog)))],
+    services: [
+      ordersRpc(new Orders(new PgOrdersRepository(database.db), priceBook)),
+      eventSubscriberService(database.db, ordersEventHandler(priceBook, logger)),
+    ],
     port: config.PORT,
     adminPort: config.ADMIN_PORT,
     logger,
     handleSignals,
     onShutdown: async () => {
+      await relay.stop();
       closeClient(catalog);
       await closeClients();
       await database.close();
     },
   });
+  relay.start();
+  return server;
 }
 
 if (isEntryPoint(import.meta.url)) await runMain("orders", () => startOrders(process.env, true));

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { Code } from "@connectrpc/connect";
+import { EventSubscriberService } from "@dispatch/gen/dispatch/events/v1/events_pb.ts";
 import { OrderStatus, OrdersService } from "@dispatch/gen/dispatch/orders/v1/orders_pb.ts";
 import type { Server } from "@dispatch/runtime";
 import { createTestDatabase, statusOf, type TestDatabase, testClient } from "@dispatch/testing";
@@ -225,14 +226,38 @@ describe(`orders over gRPC (${process.env.TEST_DATABASE_URL ? "postgres" : "pgli
       await orders.updateOrderStatus({ orderId: order!.id, status: OrderStatus.PLACED });
       const sql = postgres(db.url!, { max: 1 });
       try {
-        const rows =
-          await sql`select event_type from outbox where subject = ${order!.id} order by created_at`;
-        expect(rows.map((r) => r.event_type)).toEqual(["OrderPlaced", "OrderStatusChanged"]);
+        const rows = await sql`select event_type from outbox where subject = ${order!.id} order by seq`;
+        expect(rows.map((r) => r.event_type)).toEqual(["orderPlaced", "orderStatusChanged"]);
       } finally {
         await sql.end();
       }
     },
   );
+
+  it("marks an order paid exactly once when a payment event arrives, however often it is delivered", async () => {
+    const { order } = await orders.placeOrder(request());
+    const subscriber = testClient(EventSubscriberService, server.port);
+    const event = {
+      id: randomUUID(),
+      source: "payments",
+      subject: "pay-1",
+      payload: {
+        case: "paymentSucceeded" as const,
+        value: { paymentId: "pay-1", orderId: order!.id, userId: order!.userId, amount: order!.total },
+      },
+    };
+    const answers = await Promise.all(Array.from({ length: 10 }, () => subscriber.handleEvent({ event })));
+    expect(answers.filter((a) => !a.duplicate)).toHaveLength(1);
+    const paid = await orders.getOrder({ orderId: order!.id });
+    expect(paid.order?.status).toBe(OrderStatus.PLACED);
+    expect(paid.order?.statusHistory.map((h) => [h.status, h.reason])).toEqual([
+      [OrderStatus.PENDING_PAYMENT, ""],
+      [OrderStatus.PLACED, "paid (payment pay-1)"],
+    ]);
+    // A second payment event for an order already placed changes nothing either.
+    await subscriber.handleEvent({ event: { ...event, id: randomUUID() } });
+    expect((await orders.getOrder({ orderId: order!.id })).order?.statusHistory).toHaveLength(2);
+  });
 
   // Last: it takes the catalog down.
   it("answers UNAVAILABLE naming catalog when it is down, and stores nothing", async () => {

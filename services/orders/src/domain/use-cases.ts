@@ -135,6 +135,31 @@ export class Orders {
     return this.repo.listActive(userId);
   }
 
+  /**
+   * A payment for the order succeeded: PENDING_PAYMENT becomes PLACED. A repeat, or a payment for an order
+   * that has moved on (cancelled meanwhile), changes nothing. Returns false when the order is unknown.
+   */
+  async markPaid(orderId: string, paymentId: string): Promise<boolean> {
+    const order = await this.repo.updateStatus(orderId, (current) =>
+      current.status !== "PENDING_PAYMENT"
+        ? undefined
+        : {
+            status: "PLACED",
+            reason: `paid (payment ${paymentId})`,
+            event: {
+              id: randomUUID(),
+              type: "OrderStatusChanged",
+              orderId,
+              userId: current.userId,
+              previousStatus: current.status,
+              status: "PLACED",
+              reason: `paid (payment ${paymentId})`,
+            },
+          },
+    );
+    return order !== undefined;
+  }
+
   /** Moves an order along an allowed transition; asking for its current status changes nothing. */
   async updateStatus(orderId: string, status: OrderStatus | undefined, reason: string): Promise<Order> {
     const v = new FieldViolations();

@@ -2,17 +2,19 @@ import type { Database } from "@dispatch/db";
 import { and, asc, desc, eq, inArray, sql } from "drizzle-orm";
 import { ACTIVE_STATUSES, type Order, type OrderItem, type OrderStatus } from "../domain/order.ts";
 import type { NewOrder, OrdersRepository, OutboxEvent } from "../domain/ports.ts";
-import { outboxRow } from "./outbox.ts";
+import { orderEventRow } from "./outbox.ts";
 import { orderItems, orderStatusHistory, orders, outbox, restaurants, type schema } from "./schema.ts";
 
 type Db = Database<typeof schema>["db"];
 type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
+/** The repository runs on the database, or inside a transaction someone else opened (event consumers). */
+export type OrdersDb = Db | Tx;
 
 /** Active orders returned per user at most; older ones are still reachable with GetOrder. */
 const ACTIVE_LIMIT = 50;
 
 export class PgOrdersRepository implements OrdersRepository {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: OrdersDb) {}
 
   async findByRequestId(requestId: string): Promise<{ order: Order; requestHash: string } | undefined> {
     const [row] = await this.db
@@ -81,7 +83,7 @@ export class PgOrdersRepository implements OrdersRepository {
         updatedAt: row.createdAt,
         statusHistory: [{ status: o.status, changedAt: row.createdAt, reason: "" }],
       };
-      await tx.insert(outbox).values(outboxRow(event(order)));
+      await tx.insert(outbox).values(orderEventRow(event(order)));
       return order;
     });
   }
@@ -132,7 +134,7 @@ export class PgOrdersRepository implements OrdersRepository {
       await tx
         .insert(orderStatusHistory)
         .values({ orderId, status: change.status, reason: change.reason, changedAt: row!.updatedAt });
-      await tx.insert(outbox).values(outboxRow(change.event));
+      await tx.insert(outbox).values(orderEventRow(change.event));
       return {
         ...current,
         status: change.status,
@@ -166,7 +168,7 @@ function groupOrders(rows: JoinedRow[]): Order[] {
   return result;
 }
 
-async function loadOrder(db: Db | Tx, orderId: string): Promise<Order | undefined> {
+async function loadOrder(db: OrdersDb, orderId: string): Promise<Order | undefined> {
   const rows = await db
     .select({ order: orders, restaurantName: restaurants.name, item: orderItems })
     .from(orders)

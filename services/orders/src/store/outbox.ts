@@ -1,17 +1,13 @@
-import { create, toBinary } from "@bufbuild/protobuf";
-import { timestampNow } from "@bufbuild/protobuf/wkt";
-import { EventSchema } from "@dispatch/gen/dispatch/events/v1/events_pb.ts";
+import { outboxRow } from "@dispatch/events";
 import { OrderStatus } from "@dispatch/gen/dispatch/orders/v1/orders_pb.ts";
 import type { OutboxEvent } from "../domain/ports.ts";
-import type { outbox } from "./schema.ts";
 
-/** The outbox row for a domain event: its dispatch.events.v1.Event envelope, serialized. */
-export function outboxRow(e: OutboxEvent): typeof outbox.$inferInsert {
-  const event = create(EventSchema, {
+/** The outbox row for a domain event: a dispatch.events.v1.Event from source "orders". */
+export function orderEventRow(e: OutboxEvent) {
+  return outboxRow({
     id: e.id,
     source: "orders",
     subject: e.orderId,
-    occurTime: timestampNow(),
     payload:
       e.type === "OrderPlaced"
         ? {
@@ -34,10 +30,4 @@ export function outboxRow(e: OutboxEvent): typeof outbox.$inferInsert {
             },
           },
   });
-  return {
-    id: e.id,
-    eventType: e.type,
-    subject: e.orderId,
-    payload: Buffer.from(toBinary(EventSchema, event)),
-  };
 }

@@ -1,8 +1,8 @@
+import { outbox, processedEvents } from "@dispatch/events";
 import { sql } from "drizzle-orm";
 import {
   bigint,
   bigserial,
-  customType,
   index,
   integer,
   jsonb,
@@ -14,7 +14,8 @@ import {
 } from "drizzle-orm/pg-core";
 import type { Address } from "../domain/order.ts";
 
-const bytea = customType<{ data: Uint8Array; driverData: Uint8Array }>({ dataType: () => "bytea" });
+// The outbox (events this service publishes) and processed_events (events it consumed) live in its database.
+export { outbox, processedEvents };
 
 /** Orders' own copy of the restaurant names it has seen, so active orders are one local query. */
 export const restaurants = pgTable("restaurants", {
@@ -75,19 +76,4 @@ export const orderStatusHistory = pgTable(
   (t) => [index("order_status_history_order_idx").on(t.orderId, t.id)],
 );
 
-/** Events waiting for the relay: written in the same transaction as the change they describe. */
-export const outbox = pgTable(
-  "outbox",
-  {
-    id: uuid("id").primaryKey(),
-    eventType: text("event_type").notNull(),
-    subject: text("subject").notNull(),
-    /** Serialized dispatch.events.v1.Event. */
-    payload: bytea("payload").notNull(),
-    createdAt: timestamp("created_at", { withTimezone: true }).notNull().default(sql`now()`),
-    publishedAt: timestamp("published_at", { withTimezone: true }),
-  },
-  (t) => [index("outbox_unpublished_idx").on(t.createdAt).where(sql`${t.publishedAt} is null`)],
-);
-
-export const schema = { restaurants, orders, orderItems, orderStatusHistory, outbox };
+export const schema = { restaurants, orders, orderItems, orderStatusHistory, outbox, processedEvents };

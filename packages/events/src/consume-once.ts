@@ -1,0 +1,51 @@
+import { Code } from "@connectrpc/connect";
+import { type Event, EventSubscriberService } from "@dispatch/gen/dispatch/events/v1/events_pb.ts";
+import { DispatchError, type ServiceRegistration } from "@dispatch/runtime";
+import type { PgDatabase, PgQueryResultHKT, PgTransaction } from "drizzle-orm/pg-core";
+import { processedEvents } from "./tables.ts";
+
+// biome-ignore lint/suspicious/noExplicitAny: consumers work on any service's schema
+type AnyDb = PgDatabase<PgQueryResultHKT, any>;
+// biome-ignore lint/suspicious/noExplicitAny: the transaction of any service's schema
+export type AnyTx = PgTransaction<PgQueryResultHKT, any, any>;
+
+/**
+ * Applies an event's effect at most once: the event id is recorded in processed_events in the same
+ * transaction as the effect, so a redelivery (or a concurrent duplicate) finds it and does nothing.
+ */
+export async function consumeOnce(
+  db: AnyDb,
+  eventId: string,
+  apply: (tx: AnyTx) => Promise<void>,
+): Promise<{ duplicate: boolean }> {
+  return db.transaction(async (tx) => {
+    const fresh = await tx.insert(processedEvents).values({ eventId }).onConflictDoNothing().returning();
+    if (fresh.length === 0) return { duplicate: true };
+    await apply(tx as AnyTx);
+    return { duplicate: false };
+  });
+}
+
+/**
+ * dispatch.events.v1.EventSubscriberService over consumeOnce: `apply` sees each event once and may ignore
+ * types it does not care about.
+ */
+export function eventSubscriberService(
+  db: AnyDb,
+  apply: (event: Event, tx: AnyTx) => Promise<void>,
+): ServiceRegistration<typeof EventSubscriberService> {
+  return [
+    EventSubscriberService,
+    {
+      async handleEvent(req) {
+        const event = req.event;
+        if (!event?.id) {
+          throw new DispatchError(Code.InvalidArgument, "event.id is required", {
+            fieldViolations: [{ field: "event.id", description: "is required" }],
+          });
+        }
+        return consumeOnce(db, event.id, (tx) => apply(event, tx));
+      },
+    },
+  ];
+}

@@ -1,0 +1,5 @@
+export { type AnyTx, consumeOnce, eventSubscriberService } from "./consume-once.ts";
+export { OutboxRelay, type OutboxRelayOptions, type Subscriber } from "./outbox-relay.ts";
+export { outboxRow } from "./outbox-row.ts";
+export { subscribersFrom } from "./subscribers.ts";
+export { outbox, processedEvents } from "./tables.ts";

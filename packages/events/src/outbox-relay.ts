@@ -1,0 +1,171 @@
+import { fromBinary } from "@bufbuild/protobuf";
+import type { Client } from "@dispatch/client";
+import { EventSchema, type EventSubscriberService } from "@dispatch/gen/dispatch/events/v1/events_pb.ts";
+import { sql } from "drizzle-orm";
+import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
+import type { Logger } from "pino";
+
+// biome-ignore lint/suspicious/noExplicitAny: the relay works on any service's schema
+type AnyDb = PgDatabase<PgQueryResultHKT, any>;
+
+export interface Subscriber {
+  name: string;
+  client: Client<typeof EventSubscriberService>;
+}
+
+export interface OutboxRelayOptions {
+  db: AnyDb;
+  subscribers: Subscriber[];
+  logger: Logger;
+  /** Idle polling interval. Default 250 ms; notify() wakes the relay sooner. */
+  pollIntervalMs?: number;
+  /** Events claimed per round (at most one per aggregate). Default 100. */
+  batchSize?: number;
+  /** How long a claimed event is reserved for this relay before another may take it. Default 30 s. */
+  leaseMs?: number;
+  /** Retry backoff ceiling. Default 30 s. */
+  maxBackoffMs?: number;
+  /** Per-delivery deadline. Default 5 s. */
+  deliveryTimeoutMs?: number;
+}
+
+interface Claimed {
+  id: string;
+  subject: string;
+  payload: Uint8Array;
+  attempts: number;
+}
+
+/** drizzle's execute() returns rows directly on postgres.js and as { rows } on PGlite. */
+function rowsOf<T>(result: unknown): T[] {
+  return (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[];
+}
+
+/**
+ * Delivers outbox events to every subscriber over gRPC: at least once, in order per aggregate (subject),
+ * retried with exponential backoff. Several replicas may run relays on one database: a claim leases
+ * only the oldest pending event of each aggregate, with FOR UPDATE SKIP LOCKED.
+ */
+export class OutboxRelay {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = true;
+  private wakeSoon = false;
+
+  constructor(private readonly opts: OutboxRelayOptions) {}
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.schedule(0);
+  }
+
+  /** Ask for a round soon (after a transaction that wrote events committed). */
+  notify(): void {
+    if (this.stopped) return;
+    if (this.running) this.wakeSoon = true;
+    else this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.running;
+  }
+
+  /** Seconds since the oldest undelivered event was written (0 when none): the relay's lag. */
+  async lagSeconds(): Promise<number> {
+    const [row] = rowsOf<{ lag: number | string | null }>(
+      await this.opts.db.execute(
+        sql`select extract(epoch from now() - min(created_at))::float8 as lag from outbox where published_at is null`,
+      ),
+    );
+    return Number(row?.lag ?? 0);
+  }
+
+  /** One round: claim, deliver, record. Returns how many events were delivered. */
+  async runOnce(): Promise<number> {
+    const claimed = await this.claim();
+    let delivered = 0;
+    await Promise.all(
+      claimed.map(async (row) => {
+        try {
+          const event = fromBinary(EventSchema, row.payload);
+          for (const s of this.opts.subscribers) {
+            await s.client.handleEvent({ event }, { timeoutMs: this.opts.deliveryTimeoutMs ?? 5000 });
+          }
+          await this.opts.db.execute(
+            sql`update outbox set published_at = now(), last_error = null where id = ${row.id}`,
+          );
+          delivered++;
+        } catch (err) {
+          const backoff = this.backoffMs(row.attempts);
+          const message = err instanceof Error ? err.message : String(err);
+          await this.opts.db.execute(
+            sql`update outbox set next_attempt_at = now() + make_interval(secs => ${backoff / 1000}), last_error = ${message} where id = ${row.id}`,
+          );
+          this.opts.logger.warn(
+            {
+              eventId: row.id,
+              subject: row.subject,
+              attempts: row.attempts,
+              retryInMs: backoff,
+              err: message,
+            },
+            "event delivery failed; will retry",
+          );
+        }
+      }),
+    );
+    return delivered;
+  }
+
+  private async claim(): Promise<Claimed[]> {
+    const lease = (this.opts.leaseMs ?? 30_000) / 1000;
+    const rows = rowsOf<{ id: string; subject: string; payload: Uint8Array; attempts: number }>(
+      await this.opts.db.execute(sql`
+        update outbox set next_attempt_at = now() + make_interval(secs => ${lease}), attempts = attempts + 1
+        where id in (
+          select o.id from outbox o
+          where o.published_at is null and o.next_attempt_at <= now()
+            and not exists (
+              select 1 from outbox p where p.subject = o.subject and p.published_at is null and p.seq < o.seq
+            )
+          order by o.seq
+          limit ${this.opts.batchSize ?? 100}
+          for update skip locked
+        )
+        returning id, subject, payload, attempts`),
+    );
+    return rows.map((r) => ({ ...r, payload: new Uint8Array(r.payload) }));
+  }
+
+  private backoffMs(attempts: number): number {
+    const ceiling = this.opts.maxBackoffMs ?? 30_000;
+    const base = Math.min(ceiling, 200 * 2 ** Math.max(0, attempts - 1));
+    return Math.round(base / 2 + Math.random() * (base / 2));
+  }
+
+  private schedule(ms: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.running = this.round().finally(() => {
+        this.running = undefined;
+      });
+    }, ms);
+    this.timer.unref();
+  }
+
+  private async round(): Promise<void> {
+    let delivered = 0;
+    try {
+      delivered = await this.runOnce();
+    } catch (err) {
+      this.opts.logger.error({ err }, "outbox relay round failed");
+    }
+    if (this.stopped) return;
+    const again = delivered > 0 || this.wakeSoon;
+    this.wakeSoon = false;
+    this.schedule(again ? 0 : (this.opts.pollIntervalMs ?? 250));
+  }
+}

@@ -1,0 +1,169 @@
+import { randomUUID } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { Code } from "@connectrpc/connect";
+import { createClient } from "@dispatch/client";
+import { type Database, openDatabase } from "@dispatch/db";
+import { type Event, EventSubscriberService } from "@dispatch/gen/dispatch/events/v1/events_pb.ts";
+import { DispatchError, type Server, serve } from "@dispatch/runtime";
+import { createTestDatabase, type TestDatabase } from "@dispatch/testing";
+import { sql } from "drizzle-orm";
+import pino from "pino";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { OutboxRelay, outbox, outboxRow } from "../src/index.ts";
+import { schema } from "./fixtures/schema.ts";
+
+let test: TestDatabase;
+let database: Database<typeof schema>;
+const servers: Server[] = [];
+const relays: OutboxRelay[] = [];
+const logger = pino({ level: "silent" });
+
+beforeAll(async () => {
+  test = await createTestDatabase();
+  database = await openDatabase({
+    service: "events-test",
+    url: test.url,
+    schema,
+    migrationsFolder: fileURLToPath(new URL("./fixtures/migrations", import.meta.url)),
+  });
+});
+afterEach(async () => {
+  await Promise.all(relays.splice(0).map((r) => r.stop()));
+  await Promise.all(servers.splice(0).map((s) => s.shutdown()));
+  await database.db.delete(outbox);
+});
+afterAll(async () => {
+  await database?.close();
+  await test?.drop();
+});
+
+/** A subscriber that records what it receives and fails while `failing(event)` says so. */
+async function subscriber(name: string, failing: (e: Event) => boolean = () => false) {
+  const received: Event[] = [];
+  const server = await serve({
+    name,
+    port: 0,
+    host: "127.0.0.1",
+    adminPort: false,
+    logger,
+    services: [
+      [
+        EventSubscriberService,
+        {
+          handleEvent(req) {
+            if (failing(req.event!)) throw new DispatchError(Code.Unavailable, "subscriber down");
+            received.push(req.event!);
+            return { duplicate: false };
+          },
+        },
+      ],
+    ],
+  });
+  servers.push(server);
+  const client = createClient(EventSubscriberService, {
+    target: `127.0.0.1:${server.port}`,
+    name,
+    breaker: { volumeThreshold: 1000 },
+  });
+  return { name, client, received };
+}
+
+function event(subject: string, n: number) {
+  return outboxRow({
+    id: randomUUID(),
+    source: "test",
+    subject,
+    payload: { case: "userSignedUp", value: { userId: subject, email: `${n}@example.com` } },
+  });
+}
+
+async function waitFor(check: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe(`outbox relay (${process.env.TEST_DATABASE_URL ? "postgres" : "pglite"})`, () => {
+  it("delivers every pending event to every subscriber, then marks it published", async () => {
+    const a = await subscriber("a");
+    const b = await subscriber("b");
+    await database.db.insert(outbox).values([event("u1", 1), event("u2", 1), event("u1", 2)]);
+    const relay = new OutboxRelay({ db: database.db, subscribers: [a, b], logger, pollIntervalMs: 20 });
+    relays.push(relay);
+    expect(await relay.lagSeconds()).toBeGreaterThanOrEqual(0);
+    relay.start();
+    await waitFor(() => a.received.length === 3 && b.received.length === 3);
+    await waitFor(async () => (await relay.lagSeconds()) === 0);
+    const pending = await database.db.execute(
+      sql`select count(*)::int as n from outbox where published_at is null`,
+    );
+    expect(JSON.stringify(pending)).toContain('"n":0');
+    // Per aggregate, in the order written.
+    const emails = a.received
+      .filter((e) => e.subject === "u1")
+      .map((e) => (e.payload.value as { email: string }).email);
+    expect(emails).toEqual(["1@example.com", "2@example.com"]);
+  });
+
+  it("retries a failed delivery with backoff and never lets a later event of the aggregate overtake it", async () => {
+    let failuresLeft = 2;
+    const s = await subscriber("flaky", (e) => e.subject === "blocked" && failuresLeft-- > 0);
+    await database.db.insert(outbox).values([event("blocked", 1), event("blocked", 2), event("free", 1)]);
+    const relay = new OutboxRelay({
+      db: database.db,
+      subscribers: [s],
+      logger,
+      pollIntervalMs: 20,
+      maxBackoffMs: 200,
+    });
+    relays.push(relay);
+    relay.start();
+    await waitFor(() => s.received.some((e) => e.subject === "free"));
+    // "free" went through while "blocked" 1 was failing; "blocked" 2 waited behind it.
+    expect(s.received.filter((e) => e.subject === "blocked")).toEqual([]);
+    await waitFor(() => s.received.filter((e) => e.subject === "blocked").length === 2);
+    expect(
+      s.received
+        .filter((e) => e.subject === "blocked")
+        .map((e) => (e.payload.value as { email: string }).email),
+    ).toEqual(["1@example.com", "2@example.com"]);
+    const rows = await database.db.select().from(outbox);
+    const first = rows.find(
+      (r) =>
+        r.subject === "blocked" &&
+        r.seq === Math.min(...rows.filter((x) => x.subject === "blocked").map((x) => x.seq)),
+    );
+    expect(first?.attempts).toBe(3);
+  });
+
+  it("two relays on one database deliver each aggregate in order", async () => {
+    const s = await subscriber("s");
+    const rows = [];
+    for (let n = 1; n <= 5; n++) for (const subject of ["x", "y", "z"]) rows.push(event(subject, n));
+    await database.db.insert(outbox).values(rows);
+    const r1 = new OutboxRelay({ db: database.db, subscribers: [s], logger, pollIntervalMs: 10 });
+    const r2 = new OutboxRelay({ db: database.db, subscribers: [s], logger, pollIntervalMs: 10 });
+    relays.push(r1, r2);
+    r1.start();
+    r2.start();
+    await waitFor(async () => (await relay0Lag(r1)) === 0 && s.received.length >= 15);
+    for (const subject of ["x", "y", "z"]) {
+      const order = s.received
+        .filter((e) => e.subject === subject)
+        .map((e) => (e.payload.value as { email: string }).email);
+      expect(order).toEqual([
+        "1@example.com",
+        "2@example.com",
+        "3@example.com",
+        "4@example.com",
+        "5@example.com",
+      ]);
+    }
+  });
+});
+
+async function relay0Lag(r: OutboxRelay): Promise<number> {
+  return r.lagSeconds();
+}
