@@ -1,0 +1,1 @@
+export { SIGNATURE_HEADER, signWebhook, type VerifyResult, verifyWebhook } from "./signature.ts";

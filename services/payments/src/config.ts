@@ -1,0 +1,31 @@
+import {
+  integer,
+  loadConfig,
+  logLevel,
+  oneOf,
+  optionalString,
+  port,
+  requiredString,
+} from "@dispatch/runtime";
+
+/** Payments' environment, validated at startup. */
+export function paymentsConfig(env: NodeJS.ProcessEnv = process.env) {
+  return loadConfig(
+    {
+      PORT: port(50054),
+      ADMIN_PORT: port(51054),
+      DATABASE_URL: optionalString(),
+      DATA_DIR: optionalString(),
+      LOG_LEVEL: logLevel(),
+      /** Who receives payments' events: "orders=host:port,notifications=host:port". */
+      EVENT_SUBSCRIBERS: optionalString(),
+      PAYMENT_PROVIDER: oneOf(["fake"], "fake"),
+      /** Where the fake provider posts its webhooks (the gateway). */
+      WEBHOOK_URL: requiredString("http://127.0.0.1:8080/webhooks/payments"),
+      /** Shared with the gateway, which verifies the signatures. Set a real secret outside development. */
+      WEBHOOK_SECRET: requiredString("dev-webhook-secret"),
+      FAKE_PROVIDER_DELAY_MS: integer(100, 0, 60_000),
+    },
+    env,
+  );
+}
