@@ -9,7 +9,10 @@ import { schema } from "./store/schema.ts";
 import { JoseTokenSigner } from "./token-signer.ts";
 
 /** Wiring only: config -> db -> keys -> domain -> serve(). */
-export async function startIdentity(env: NodeJS.ProcessEnv = process.env, handleSignals = false): Promise<Server> {
+export async function startIdentity(
+  env: NodeJS.ProcessEnv = process.env,
+  handleSignals = false,
+): Promise<Server> {
   const config = identityConfig(env);
   const logger = createLogger({ name: "identity", level: config.LOG_LEVEL });
   const database = await openDatabase({

@@ -1,16 +1,25 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { IdentityService, Platform as ProtoPlatform } from "@dispatch/gen/dispatch/identity/v1/identity_pb.ts";
+import {
+  IdentityService,
+  Platform as ProtoPlatform,
+} from "@dispatch/gen/dispatch/identity/v1/identity_pb.ts";
 import type { ServiceImpl } from "@dispatch/runtime";
 import type { Device, Platform, TokenPair, User } from "./domain/model.ts";
 import type { Identity } from "./domain/use-cases.ts";
 
 /** The proto adapter: request -> use case -> response. */
-export function identityRpc(identity: Identity): [typeof IdentityService, ServiceImpl<typeof IdentityService>] {
+export function identityRpc(
+  identity: Identity,
+): [typeof IdentityService, ServiceImpl<typeof IdentityService>] {
   return [
     IdentityService,
     {
       async signUp(req) {
-        const r = await identity.signUp({ email: req.email, password: req.password, displayName: req.displayName });
+        const r = await identity.signUp({
+          email: req.email,
+          password: req.password,
+          displayName: req.displayName,
+        });
         return { user: userMsg(r.user), tokens: tokensMsg(r.tokens) };
       },
       async signIn(req) {
@@ -31,8 +40,16 @@ export function identityRpc(identity: Identity): [typeof IdentityService, Servic
         return { user: userMsg(await identity.getUser(req.userId)) };
       },
       async registerDevice(req) {
-        const platform = req.platform === ProtoPlatform.UNSPECIFIED ? undefined : (ProtoPlatform[req.platform] as Platform | undefined);
-        const device = await identity.registerDevice({ userId: req.userId, deviceId: req.deviceId, platform, pushToken: req.pushToken });
+        const platform =
+          req.platform === ProtoPlatform.UNSPECIFIED
+            ? undefined
+            : (ProtoPlatform[req.platform] as Platform | undefined);
+        const device = await identity.registerDevice({
+          userId: req.userId,
+          deviceId: req.deviceId,
+          platform,
+          pushToken: req.pushToken,
+        });
         return { device: deviceMsg(device) };
       },
       async unregisterDevice(req) {

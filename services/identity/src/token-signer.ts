@@ -23,17 +23,27 @@ interface LiveKey {
 export class JoseTokenSigner implements TokenSigner {
   private constructor(private readonly keys: LiveKey[]) {}
 
-  static async load(db: Database<typeof schema>["db"], fromEnv: string | undefined): Promise<JoseTokenSigner> {
+  static async load(
+    db: Database<typeof schema>["db"],
+    fromEnv: string | undefined,
+  ): Promise<JoseTokenSigner> {
     let jwks: JWK[];
     if (fromEnv) {
       jwks = JSON.parse(fromEnv) as JWK[];
     } else {
-      const rows = await db.select().from(signingKeys).where(isNull(signingKeys.retiredAt)).orderBy(asc(signingKeys.createdAt));
+      const rows = await db
+        .select()
+        .from(signingKeys)
+        .where(isNull(signingKeys.retiredAt))
+        .orderBy(asc(signingKeys.createdAt));
       if (rows.length === 0) {
         const { privateKey } = await generateKeyPair("ES256", { extractable: true });
         const jwk = { ...(await exportJWK(privateKey)), kid: randomUUID(), alg: "ES256" };
         // Two replicas starting at once may both generate one; both keys are then live, which is fine.
-        await db.insert(signingKeys).values({ kid: jwk.kid, privateJwk: jwk as unknown as Record<string, string> }).onConflictDoNothing();
+        await db
+          .insert(signingKeys)
+          .values({ kid: jwk.kid, privateJwk: jwk as unknown as Record<string, string> })
+          .onConflictDoNothing();
         jwks = [jwk];
       } else {
         jwks = rows.map((r) => r.privateJwk as unknown as JWK);
@@ -42,12 +52,21 @@ export class JoseTokenSigner implements TokenSigner {
     if (jwks.length === 0) throw new Error("no signing key");
     const keys = await Promise.all(
       jwks.map(async (jwk) => {
-        if (!jwk.kid || jwk.kty !== "EC" || jwk.crv !== "P-256" || !jwk.d) throw new Error("signing keys must be private EC P-256 JWKs with a kid");
+        if (!jwk.kid || jwk.kty !== "EC" || jwk.crv !== "P-256" || !jwk.d)
+          throw new Error("signing keys must be private EC P-256 JWKs with a kid");
         const privateKey = (await importJWK({ ...jwk, alg: "ES256" }, "ES256")) as CryptoKey;
         return {
           kid: jwk.kid,
           privateKey,
-          publicJwk: { kid: jwk.kid, kty: "EC", crv: "P-256", x: jwk.x!, y: jwk.y!, alg: "ES256", use: "sig" },
+          publicJwk: {
+            kid: jwk.kid,
+            kty: "EC",
+            crv: "P-256",
+            x: jwk.x!,
+            y: jwk.y!,
+            alg: "ES256",
+            use: "sig",
+          },
         };
       }),
     );

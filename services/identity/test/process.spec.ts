@@ -18,7 +18,13 @@ describe("identity logs", () => {
       await proc.stop();
       const log = proc.output();
       expect(log).toContain('"method":"SignIn"');
-      for (const secret of [password, up.tokens!.accessToken, up.tokens!.refreshToken, inn.tokens!.refreshToken, refreshed.tokens!.refreshToken]) {
+      for (const secret of [
+        password,
+        up.tokens!.accessToken,
+        up.tokens!.refreshToken,
+        inn.tokens!.refreshToken,
+        refreshed.tokens!.refreshToken,
+      ]) {
         expect(log).not.toContain(secret);
       }
     } finally {

@@ -7,7 +7,12 @@ export type RotateResult =
 /** Where accounts, refresh-token families and devices live; implemented by the store. */
 export interface IdentityRepository {
   /** Undefined when the email is taken (also when a concurrent sign-up won). */
-  createUser(user: { id: string; email: string; displayName: string; passwordHash: string }): Promise<User | undefined>;
+  createUser(user: {
+    id: string;
+    email: string;
+    displayName: string;
+    passwordHash: string;
+  }): Promise<User | undefined>;
   findCredentials(email: string): Promise<{ user: User; passwordHash: string } | undefined>;
   getUser(id: string): Promise<User | undefined>;
   /** Starts a session: a new family with its first refresh token (stored as a hash). */
@@ -19,7 +24,12 @@ export interface IdentityRepository {
   rotate(tokenHash: string, next: { tokenHash: string; expiresAt: Date }): Promise<RotateResult>;
   /** Revokes the family of this token; unknown tokens change nothing. */
   revokeFamilyOf(tokenHash: string, reason: string): Promise<void>;
-  upsertDevice(d: { userId: string; deviceId: string; platform: Platform; pushToken: string }): Promise<Device>;
+  upsertDevice(d: {
+    userId: string;
+    deviceId: string;
+    platform: Platform;
+    pushToken: string;
+  }): Promise<Device>;
   deleteDevice(userId: string, deviceId: string): Promise<void>;
   listDevices(userId: string): Promise<Device[]>;
 }

@@ -29,11 +29,16 @@ export class Identity {
     private readonly lifetimes: TokenLifetimes,
   ) {}
 
-  async signUp(input: { email: string; password: string; displayName: string }): Promise<{ user: User; tokens: TokenPair }> {
+  async signUp(input: {
+    email: string;
+    password: string;
+    displayName: string;
+  }): Promise<{ user: User; tokens: TokenPair }> {
     const email = input.email.trim().toLowerCase();
     const v = new FieldViolations();
     if (!EMAIL.test(email) || email.length > 254) v.add("email", "must be an email address");
-    if (input.password.length < 10 || input.password.length > 128) v.add("password", "must be 10-128 characters");
+    if (input.password.length < 10 || input.password.length > 128)
+      v.add("password", "must be 10-128 characters");
     if (input.displayName.length > 100) v.add("display_name", "must be at most 100 characters");
     v.throwIfAny();
     const user = await this.repo.createUser({
@@ -84,14 +89,24 @@ export class Identity {
     return user;
   }
 
-  async registerDevice(d: { userId: string; deviceId: string; platform: Platform | undefined; pushToken: string }): Promise<Device> {
+  async registerDevice(d: {
+    userId: string;
+    deviceId: string;
+    platform: Platform | undefined;
+    pushToken: string;
+  }): Promise<Device> {
     const v = new FieldViolations();
     if (!d.userId) v.add("user_id", "is required");
     if (!d.deviceId || d.deviceId.length > 128) v.add("device_id", "must be 1-128 characters");
     if (!d.platform) v.add("platform", "must be PLATFORM_IOS or PLATFORM_ANDROID");
     if (!d.pushToken || d.pushToken.length > 4096) v.add("push_token", "must be 1-4096 characters");
     v.throwIfAny();
-    return this.repo.upsertDevice({ userId: d.userId, deviceId: d.deviceId, platform: d.platform!, pushToken: d.pushToken });
+    return this.repo.upsertDevice({
+      userId: d.userId,
+      deviceId: d.deviceId,
+      platform: d.platform!,
+      pushToken: d.pushToken,
+    });
   }
 
   async unregisterDevice(userId: string, deviceId: string): Promise<void> {
@@ -116,7 +131,12 @@ export class Identity {
     return this.pair(userId, familyId, refresh.token, expiresAt);
   }
 
-  private async pair(userId: string, familyId: string, refreshToken: string, refreshExpiresAt: Date): Promise<TokenPair> {
+  private async pair(
+    userId: string,
+    familyId: string,
+    refreshToken: string,
+    refreshExpiresAt: Date,
+  ): Promise<TokenPair> {
     const accessToken = await this.signer.sign({ sub: userId, sid: familyId }, this.lifetimes.accessSeconds);
     return {
       accessToken,

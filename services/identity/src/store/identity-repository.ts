@@ -10,8 +10,17 @@ type Db = Database<typeof schema>["db"];
 export class PgIdentityRepository implements IdentityRepository {
   constructor(private readonly db: Db) {}
 
-  async createUser(u: { id: string; email: string; displayName: string; passwordHash: string }): Promise<User | undefined> {
-    const [row] = await this.db.insert(users).values(u).onConflictDoNothing({ target: users.email }).returning();
+  async createUser(u: {
+    id: string;
+    email: string;
+    displayName: string;
+    passwordHash: string;
+  }): Promise<User | undefined> {
+    const [row] = await this.db
+      .insert(users)
+      .values(u)
+      .onConflictDoNothing({ target: users.email })
+      .returning();
     return row && toUser(row);
   }
 
@@ -52,13 +61,25 @@ export class PgIdentityRepository implements IdentityRepository {
         )
         .returning({ familyId: refreshTokens.familyId, userId: refreshTokens.userId });
       if (!row) return undefined;
-      await tx.insert(refreshTokens).values({ tokenHash: next.tokenHash, familyId: row.familyId, userId: row.userId, expiresAt: next.expiresAt });
+      await tx
+        .insert(refreshTokens)
+        .values({
+          tokenHash: next.tokenHash,
+          familyId: row.familyId,
+          userId: row.userId,
+          expiresAt: next.expiresAt,
+        });
       return row;
     });
     if (spent) return { ok: true, userId: spent.userId, familyId: spent.familyId };
 
     const [row] = await this.db
-      .select({ usedAt: refreshTokens.usedAt, expiresAt: refreshTokens.expiresAt, familyId: refreshTokens.familyId, revokedAt: refreshFamilies.revokedAt })
+      .select({
+        usedAt: refreshTokens.usedAt,
+        expiresAt: refreshTokens.expiresAt,
+        familyId: refreshTokens.familyId,
+        revokedAt: refreshFamilies.revokedAt,
+      })
       .from(refreshTokens)
       .innerJoin(refreshFamilies, eq(refreshFamilies.id, refreshTokens.familyId))
       .where(eq(refreshTokens.tokenHash, tokenHash));
@@ -74,7 +95,10 @@ export class PgIdentityRepository implements IdentityRepository {
   }
 
   async revokeFamilyOf(tokenHash: string, reason: string): Promise<void> {
-    const [row] = await this.db.select({ familyId: refreshTokens.familyId }).from(refreshTokens).where(eq(refreshTokens.tokenHash, tokenHash));
+    const [row] = await this.db
+      .select({ familyId: refreshTokens.familyId })
+      .from(refreshTokens)
+      .where(eq(refreshTokens.tokenHash, tokenHash));
     if (row) await this.revokeFamily(row.familyId, reason);
   }
 
@@ -85,7 +109,12 @@ export class PgIdentityRepository implements IdentityRepository {
       .where(and(eq(refreshFamilies.id, familyId), isNull(refreshFamilies.revokedAt)));
   }
 
-  async upsertDevice(d: { userId: string; deviceId: string; platform: Platform; pushToken: string }): Promise<Device> {
+  async upsertDevice(d: {
+    userId: string;
+    deviceId: string;
+    platform: Platform;
+    pushToken: string;
+  }): Promise<Device> {
     return this.db.transaction(async (tx) => {
       // A push token belongs to one installation: if another account registered it, that row is stale.
       await tx.delete(devices).where(and(eq(devices.pushToken, d.pushToken), ne(devices.userId, d.userId)));
@@ -107,7 +136,11 @@ export class PgIdentityRepository implements IdentityRepository {
 
   async listDevices(userId: string): Promise<Device[]> {
     if (!/^[0-9a-f-]{36}$/i.test(userId)) return [];
-    const rows = await this.db.select().from(devices).where(eq(devices.userId, userId)).orderBy(asc(devices.deviceId));
+    const rows = await this.db
+      .select()
+      .from(devices)
+      .where(eq(devices.userId, userId))
+      .orderBy(asc(devices.deviceId));
     return rows.map(toDevice);
   }
 }
@@ -117,5 +150,11 @@ function toUser(r: typeof users.$inferSelect): User {
 }
 
 function toDevice(r: typeof devices.$inferSelect): Device {
-  return { userId: r.userId, deviceId: r.deviceId, platform: r.platform as Platform, pushToken: r.pushToken, updatedAt: r.updatedAt };
+  return {
+    userId: r.userId,
+    deviceId: r.deviceId,
+    platform: r.platform as Platform,
+    pushToken: r.pushToken,
+    updatedAt: r.updatedAt,
+  };
 }
