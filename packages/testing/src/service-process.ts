@@ -37,7 +37,7 @@ export async function startServiceProcess(
   env: Record<string, string | undefined> = {},
   timeoutMs = 60_000,
 ): Promise<ServiceProcess> {
-  const port = await freePort();
+  const port = env.PORT ? Number(env.PORT) : await freePort();
   const child = spawn(process.execPath, ["--import", "tsx", `services/${service}/src/main.ts`], {
     cwd: repoRoot,
     stdio: ["ignore", "pipe", "pipe"],

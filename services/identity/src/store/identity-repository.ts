@@ -61,14 +61,12 @@ export class PgIdentityRepository implements IdentityRepository {
         )
         .returning({ familyId: refreshTokens.familyId, userId: refreshTokens.userId });
       if (!row) return undefined;
-      await tx
-        .insert(refreshTokens)
-        .values({
-          tokenHash: next.tokenHash,
-          familyId: row.familyId,
-          userId: row.userId,
-          expiresAt: next.expiresAt,
-        });
+      await tx.insert(refreshTokens).values({
+        tokenHash: next.tokenHash,
+        familyId: row.familyId,
+        userId: row.userId,
+        expiresAt: next.expiresAt,
+      });
       return row;
     });
     if (spent) return { ok: true, userId: spent.userId, familyId: spent.familyId };

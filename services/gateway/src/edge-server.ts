@@ -1,0 +1,135 @@
+import { once } from "node:events";
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import {
+  Code,
+  ConnectError,
+  createContextKey,
+  createContextValues,
+  type Interceptor,
+} from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { AppService } from "@dispatch/gen/dispatch/app/v1/app_pb.ts";
+import type { Logger } from "@dispatch/runtime";
+import type { AccessTokenVerifier } from "./access-tokens.ts";
+import { type appService, kUser, PUBLIC_METHODS } from "./app-rpc.ts";
+import type { RateLimits } from "./rate-limits.ts";
+
+const kClientIp = createContextKey<string>("");
+
+type Handler = (
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  res: http.ServerResponse | http2.Http2ServerResponse,
+) => void;
+
+export interface EdgeOptions {
+  port: number;
+  host: string;
+  impl: ReturnType<typeof appService>;
+  verifier: AccessTokenVerifier;
+  limits: RateLimits;
+  logger: Logger;
+  maxBodyBytes: number;
+  corsOrigins: string;
+  /** Non-RPC routes, e.g. "/webhooks/payments". */
+  routes: Record<string, Handler>;
+}
+
+/**
+ * The public port. One TCP listener; the first bytes of a connection say which protocol it speaks: the
+ * HTTP/2 preface goes to an h2c server, anything else to HTTP/1.1. Both run the same connect-node
+ * handler, so Connect (JSON and binary), gRPC-Web and gRPC all work on either, with CORS for browsers.
+ */
+export async function startEdgeServer(opts: EdgeOptions): Promise<{ port: number; close(): Promise<void> }> {
+  const edge: Interceptor = (next) => async (req) => {
+    try {
+      // Limits first: a client looping on errors is refused here, before anything downstream.
+      await opts.limits.consumeIp(req.contextValues.get(kClientIp) || "unknown");
+      if (!PUBLIC_METHODS.has(req.method.name)) {
+        const user = await opts.verifier.verify(req.header.get("authorization"));
+        req.contextValues.set(kUser, user);
+        await opts.limits.consumeUser(user.userId);
+      }
+      return await next(req);
+    } catch (err) {
+      if (err instanceof ConnectError) throw err;
+      opts.logger.error({ err, method: req.method.name }, "unexpected error at the edge");
+      throw new ConnectError("internal error", Code.Internal);
+    }
+  };
+
+  const rpc = connectNodeAdapter({
+    routes: (router) => router.service(AppService, opts.impl),
+    interceptors: [edge],
+    readMaxBytes: opts.maxBodyBytes,
+    contextValues: (req) => createContextValues().set(kClientIp, req.socket?.remoteAddress ?? ""),
+    fallback: (req, res) => {
+      const route = opts.routes[(req.url ?? "").split("?")[0] ?? ""];
+      if (route) return route(req, res as http.ServerResponse);
+      (res as http.ServerResponse).writeHead(404, { "content-type": "text/plain" });
+      (res as http.ServerResponse).end("not found\n");
+    },
+  });
+
+  const origins = opts.corsOrigins.split(",").map((o) => o.trim());
+  const handler: Handler = (req, res) => {
+    const origin = req.headers.origin;
+    const r = res as http.ServerResponse;
+    if (typeof origin === "string" && (origins.includes("*") || origins.includes(origin))) {
+      r.setHeader("access-control-allow-origin", origins.includes("*") ? "*" : origin);
+      r.setHeader("vary", "origin");
+      r.setHeader(
+        "access-control-expose-headers",
+        "grpc-status, grpc-message, grpc-status-details-bin, connect-protocol-version, retry-after",
+      );
+      if (req.method === "OPTIONS") {
+        r.writeHead(204, {
+          "access-control-allow-methods": "POST, GET",
+          "access-control-allow-headers":
+            "content-type, authorization, connect-protocol-version, connect-timeout-ms, grpc-timeout, x-grpc-web, x-user-agent, x-request-id",
+          "access-control-max-age": "7200",
+        });
+        r.end();
+        return;
+      }
+    }
+    rpc(req as http.IncomingMessage, res as http.ServerResponse);
+  };
+
+  const h1 = http.createServer(handler as http.RequestListener);
+  const h2 = http2.createServer(
+    handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+  );
+  h2.on("sessionError", () => {});
+  const sockets = new Set<net.Socket>();
+  const tcp = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => {});
+    socket.once("data", (chunk: Buffer) => {
+      socket.pause();
+      socket.unshift(chunk);
+      if (chunk.subarray(0, 3).toString("latin1") === "PRI") {
+        // http2 reads what is already buffered, then takes over the socket natively.
+        h2.emit("connection", socket);
+      } else {
+        h1.emit("connection", socket);
+        socket.resume();
+      }
+    });
+  });
+  tcp.listen(opts.port, opts.host);
+  await once(tcp, "listening");
+  return {
+    port: (tcp.address() as net.AddressInfo).port,
+    async close() {
+      // Stop accepting, let idle HTTP/1.1 keep-alives go, then cut what remains (clients reconnect elsewhere).
+      const closed = new Promise<void>((r) => tcp.close(() => r()));
+      h1.closeIdleConnections();
+      await new Promise((r) => setTimeout(r, 100));
+      for (const s of sockets) s.destroy();
+      await closed;
+    },
+  };
+}

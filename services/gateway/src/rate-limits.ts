@@ -1,0 +1,75 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { Redis } from "ioredis";
+import {
+  BurstyRateLimiter,
+  type RateLimiterAbstract,
+  RateLimiterMemory,
+  RateLimiterRedis,
+  RateLimiterRes,
+} from "rate-limiter-flexible";
+
+/**
+ * Per-IP and per-user limits: a steady rate per minute plus a burst allowance (rate-limiter-flexible's
+ * BurstyRateLimiter, a token-bucket approximation). In memory by default; in Redis when REDIS_URL is
+ * set, so every gateway replica shares the counts. Checked before any downstream call, so a client
+ * retrying in a loop is refused at the edge and never reaches a database.
+ */
+export class RateLimits {
+  private readonly ip: BurstyRateLimiter;
+  private readonly user: BurstyRateLimiter;
+  private readonly redis: Redis | undefined;
+
+  constructor(opts: { ipPerMinute: number; userPerMinute: number; redisUrl?: string | undefined }) {
+    this.redis = opts.redisUrl
+      ? new Redis(opts.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1 })
+      : undefined;
+    const make = (prefix: string, points: number, duration: number): RateLimiterAbstract =>
+      this.redis
+        ? new RateLimiterRedis({
+            storeClient: this.redis,
+            keyPrefix: `dispatch-rl-${prefix}`,
+            points,
+            duration,
+            insuranceLimiter: new RateLimiterMemory({ points, duration }),
+          })
+        : new RateLimiterMemory({ keyPrefix: prefix, points, duration });
+    // Steady: N per minute. Burst: a fifth of that on top, refilled every 10 s.
+    this.ip = new BurstyRateLimiter(
+      make("ip", opts.ipPerMinute, 60),
+      make("ip-burst", Math.ceil(opts.ipPerMinute / 5), 10),
+    );
+    this.user = new BurstyRateLimiter(
+      make("user", opts.userPerMinute, 60),
+      make("user-burst", Math.ceil(opts.userPerMinute / 5), 10),
+    );
+  }
+
+  consumeIp(ip: string): Promise<void> {
+    return consume(this.ip, ip, "client address");
+  }
+
+  consumeUser(userId: string): Promise<void> {
+    return consume(this.user, userId, "user");
+  }
+
+  async close(): Promise<void> {
+    await this.redis?.quit().catch(() => undefined);
+  }
+}
+
+async function consume(limiter: BurstyRateLimiter, key: string, what: string): Promise<void> {
+  try {
+    await limiter.consume(key);
+  } catch (err) {
+    if (!(err instanceof RateLimiterRes)) throw err;
+    const retryAfter = Math.max(1, Math.ceil(err.msBeforeNext / 1000));
+    // Connect maps RESOURCE_EXHAUSTED to HTTP 429; the metadata becomes the Retry-After header.
+    throw new ConnectError(
+      `rate limit exceeded for this ${what}; retry in ${retryAfter} s`,
+      Code.ResourceExhausted,
+      {
+        "retry-after": String(retryAfter),
+      },
+    );
+  }
+}

@@ -1,0 +1,68 @@
+import {
+  createTestDatabase,
+  freePort,
+  type ServiceProcess,
+  startServiceProcess,
+  type TestDatabase,
+} from "@dispatch/testing";
+import { type Gateway, startGateway } from "../src/main.ts";
+
+export const WEBHOOK_SECRET = "e2e-webhook-secret";
+
+/** The whole backend on loopback: four services as processes, each on its own database, and the gateway in-process. */
+export async function startStack(gatewayEnv: Record<string, string> = {}) {
+  const [gwPort, gwInternal, ordersPort, paymentsPort] = await Promise.all([
+    freePort(),
+    freePort(),
+    freePort(),
+    freePort(),
+  ]);
+  const dbs: TestDatabase[] = await Promise.all([1, 2, 3, 4].map(() => createTestDatabase()));
+  const [identity, catalog] = await Promise.all([
+    startServiceProcess("identity", { DATABASE_URL: dbs[0]!.url }),
+    startServiceProcess("catalog", { DATABASE_URL: dbs[1]!.url }),
+  ]);
+  const [orders, payments] = await Promise.all([
+    startServiceProcess("orders", {
+      PORT: String(ordersPort),
+      DATABASE_URL: dbs[2]!.url,
+      CATALOG_URL: `127.0.0.1:${catalog.port}`,
+      EVENT_SUBSCRIBERS: `gateway=127.0.0.1:${gwInternal}`,
+    }),
+    startServiceProcess("payments", {
+      PORT: String(paymentsPort),
+      DATABASE_URL: dbs[3]!.url,
+      EVENT_SUBSCRIBERS: `orders=127.0.0.1:${ordersPort}`,
+      WEBHOOK_URL: `http://127.0.0.1:${gwPort}/webhooks/payments`,
+      WEBHOOK_SECRET,
+      FAKE_PROVIDER_DELAY_MS: "20",
+    }),
+  ]);
+  const downstream = {
+    IDENTITY_URL: `127.0.0.1:${identity.port}`,
+    CATALOG_URL: `127.0.0.1:${catalog.port}`,
+    ORDERS_URL: `127.0.0.1:${orders.port}`,
+    PAYMENTS_URL: `127.0.0.1:${payments.port}`,
+  };
+  const gateway: Gateway = await startGateway({
+    PORT: String(gwPort),
+    INTERNAL_PORT: String(gwInternal),
+    ADMIN_PORT: "0",
+    LOG_LEVEL: "warn",
+    WEBHOOK_SECRET,
+    ...downstream,
+    ...gatewayEnv,
+  });
+  const processes: ServiceProcess[] = [identity, catalog, orders, payments];
+  return {
+    gateway,
+    processes,
+    downstream,
+    url: `http://127.0.0.1:${gateway.port}`,
+    async stop() {
+      await gateway.shutdown();
+      await Promise.all(processes.map((p) => p.stop()));
+      await Promise.all(dbs.map((d) => d.drop()));
+    },
+  };
+}
