@@ -19,6 +19,8 @@ export function gatewayConfig(env: NodeJS.ProcessEnv = process.env) {
       /** Shared with the payment provider; signatures of POST /webhooks/payments are checked with it. */
       WEBHOOK_SECRET: requiredString("dev-webhook-secret"),
       WEBHOOK_TOLERANCE_S: integer(300, 1, 3600),
+      /** Redis key prefix of the shared limits (replicas of one deployment use the same). */
+      RATE_LIMIT_PREFIX: requiredString("dispatch-rl"),
       RATE_LIMIT_IP_PER_MINUTE: integer(600, 1, 1_000_000),
       RATE_LIMIT_USER_PER_MINUTE: integer(300, 1, 1_000_000),
       MAX_BODY_BYTES: integer(1024 * 1024, 1024, 64 * 1024 * 1024),

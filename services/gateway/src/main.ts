@@ -36,7 +36,9 @@ export async function startGateway(
     ipPerMinute: config.RATE_LIMIT_IP_PER_MINUTE,
     userPerMinute: config.RATE_LIMIT_USER_PER_MINUTE,
     redisUrl: config.REDIS_URL,
+    prefix: config.RATE_LIMIT_PREFIX,
   });
+  await limits.ready();
   const edge = await startEdgeServer({
     port: config.PORT,
     host: "0.0.0.0",

@@ -19,7 +19,12 @@ export class RateLimits {
   private readonly user: BurstyRateLimiter;
   private readonly redis: Redis | undefined;
 
-  constructor(opts: { ipPerMinute: number; userPerMinute: number; redisUrl?: string | undefined }) {
+  constructor(opts: {
+    ipPerMinute: number;
+    userPerMinute: number;
+    redisUrl?: string | undefined;
+    prefix?: string;
+  }) {
     this.redis = opts.redisUrl
       ? new Redis(opts.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1 })
       : undefined;
@@ -27,7 +32,7 @@ export class RateLimits {
       this.redis
         ? new RateLimiterRedis({
             storeClient: this.redis,
-            keyPrefix: `dispatch-rl-${prefix}`,
+            keyPrefix: `${opts.prefix ?? "dispatch-rl"}-${prefix}`,
             points,
             duration,
             insuranceLimiter: new RateLimiterMemory({ points, duration }),
@@ -42,6 +47,19 @@ export class RateLimits {
       make("user", opts.userPerMinute, 60),
       make("user-burst", Math.ceil(opts.userPerMinute / 5), 10),
     );
+  }
+
+  /** Waits (up to `ms`) for Redis, so the first requests count in the shared store, not the local fallback. */
+  async ready(ms = 3000): Promise<void> {
+    const redis = this.redis;
+    if (!redis || redis.status === "ready") return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
+      redis.once("ready", () => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
   }
 
   consumeIp(ip: string): Promise<void> {
