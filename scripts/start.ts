@@ -9,9 +9,25 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
+const notify = "notifications=127.0.0.1:50055";
 const services = [
-  { name: "catalog", port: 50052, env: {} },
-  { name: "orders", port: 50053, env: { CATALOG_URL: "127.0.0.1:50052" } },
+  { name: "identity", port: 50051, health: 50051, env: {} },
+  { name: "catalog", port: 50052, health: 50052, env: {} },
+  {
+    name: "orders",
+    port: 50053,
+    health: 50053,
+    env: { CATALOG_URL: "127.0.0.1:50052", EVENT_SUBSCRIBERS: `gateway=127.0.0.1:50050,${notify}` },
+  },
+  {
+    name: "payments",
+    port: 50054,
+    health: 50054,
+    env: { EVENT_SUBSCRIBERS: `orders=127.0.0.1:50053,${notify}` },
+  },
+  { name: "notifications", port: 50055, health: 50055, env: {} },
+  // The gateway's public port is 8080; its health and event intake are on its internal port.
+  { name: "gateway", port: 8080, health: 50050, env: { INTERNAL_PORT: "50050", ADMIN_PORT: "51050" } },
 ] as const;
 
 const children = new Map<string, ChildProcess>();
@@ -34,7 +50,7 @@ function startService(s: (typeof services)[number]): ChildProcess {
   return child;
 }
 
-async function waitServing(name: string, port: number, timeoutMs = 60_000): Promise<void> {
+async function waitServing(name: string, port: number, timeoutMs = 180_000): Promise<void> {
   const health = createClient(Health, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }));
   const until = Date.now() + timeoutMs;
   for (;;) {
@@ -69,23 +85,37 @@ process.on("SIGTERM", () => void stopAll(0));
 
 for (const s of services) startService(s);
 try {
-  await Promise.all(services.map((s) => waitServing(s.name, s.port)));
+  await Promise.all(services.map((s) => waitServing(s.name, s.health)));
 } catch (err) {
   console.error(String(err));
   await stopAll(1);
 }
+
 if (!stopping) {
-  const curl = "pnpm exec buf curl --protocol grpc --http2-prior-knowledge --reflect";
+  const app = "http://127.0.0.1:8080/dispatch.app.v1.AppService";
+  const json = "-H 'content-type: application/json'";
+  const internal = services
+    .filter((s) => s.name !== "gateway")
+    .map(
+      (s) =>
+        `  ${s.name.padEnd(14)} 127.0.0.1:${s.port}   gRPC (h2c); admin http://127.0.0.1:${s.port + 1000}`,
+    )
+    .join("\n");
   console.log(`
 Dispatch is up (embedded PGlite under .data/). Ctrl-C stops everything.
 
-  service   gRPC (h2c)         admin (healthz, readyz)
-${services.map((s) => `  ${s.name.padEnd(9)} 127.0.0.1:${s.port}    http://127.0.0.1:${s.port + 1000}`).join("\n")}
+  gateway        http://127.0.0.1:8080   the app's API: Connect (JSON, binary), gRPC-Web, gRPC
+${internal}
 
-Try:
-  ${curl} --list-methods http://127.0.0.1:50053
-  ${curl} -d '{"pageSize":3}' http://127.0.0.1:50052/dispatch.catalog.v1.CatalogService/ListRestaurants
-  ${curl} -d '{"requestId":"demo-order-0001","userId":"user-1","restaurantId":"rst-001","items":[{"menuItemId":"rst-001-item-01","quantity":2}],"deliveryAddress":{"line1":"Torstrasse 1","city":"Berlin","countryCode":"DE"}}' http://127.0.0.1:50053/dispatch.orders.v1.OrdersService/PlaceOrder
-  ${curl} -d '{"userId":"user-1"}' http://127.0.0.1:50053/dispatch.orders.v1.OrdersService/ListActiveOrders
+Walk through the app (README.md explains each step):
+  curl -s ${app}/SignUp ${json} -d '{"email":"ada@example.com","password":"correct horse battery"}'
+  export TOKEN=...   # session.accessToken from that answer
+  curl -s ${app}/ListRestaurants ${json} -d '{"pageSize":3}'
+  curl -s ${app}/PlaceOrder ${json} -H "authorization: Bearer $TOKEN" -d '{"requestId":"demo-order-0001","restaurantId":"rst-001","items":[{"menuItemId":"rst-001-item-01","quantity":2}],"deliveryAddress":{"line1":"Torstrasse 1","city":"Berlin","countryCode":"DE"}}'
+  curl -s ${app}/CreatePayment ${json} -H "authorization: Bearer $TOKEN" -d '{"idempotencyKey":"demo-pay-0001","orderId":"<order.id>"}'
+  curl -s ${app}/ListActiveOrders ${json} -H "authorization: Bearer $TOKEN" -d '{}'
+
+Internal services answer buf curl directly:
+  pnpm exec buf curl --protocol grpc --http2-prior-knowledge --reflect --list-methods http://127.0.0.1:50053
 `);
 }

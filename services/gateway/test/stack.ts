@@ -9,33 +9,35 @@ import { type Gateway, startGateway } from "../src/main.ts";
 
 export const WEBHOOK_SECRET = "e2e-webhook-secret";
 
-/** The whole backend on loopback: four services as processes, each on its own database, and the gateway in-process. */
+/** The whole backend on loopback: five services as processes, each on its own database, and the gateway in-process. */
 export async function startStack(gatewayEnv: Record<string, string> = {}) {
-  const [gwPort, gwInternal, ordersPort, paymentsPort] = await Promise.all([
-    freePort(),
-    freePort(),
-    freePort(),
-    freePort(),
-  ]);
-  const dbs: TestDatabase[] = await Promise.all([1, 2, 3, 4].map(() => createTestDatabase()));
+  const [gwPort, gwInternal, ordersPort, paymentsPort, notificationsPort] = await Promise.all(
+    [1, 2, 3, 4, 5].map(() => freePort()),
+  );
+  const dbs: TestDatabase[] = await Promise.all([1, 2, 3, 4, 5].map(() => createTestDatabase()));
   const [identity, catalog] = await Promise.all([
     startServiceProcess("identity", { DATABASE_URL: dbs[0]!.url }),
     startServiceProcess("catalog", { DATABASE_URL: dbs[1]!.url }),
   ]);
-  const [orders, payments] = await Promise.all([
+  const [orders, payments, notifications] = await Promise.all([
     startServiceProcess("orders", {
       PORT: String(ordersPort),
       DATABASE_URL: dbs[2]!.url,
       CATALOG_URL: `127.0.0.1:${catalog.port}`,
-      EVENT_SUBSCRIBERS: `gateway=127.0.0.1:${gwInternal}`,
+      EVENT_SUBSCRIBERS: `gateway=127.0.0.1:${gwInternal},notifications=127.0.0.1:${notificationsPort}`,
     }),
     startServiceProcess("payments", {
       PORT: String(paymentsPort),
       DATABASE_URL: dbs[3]!.url,
-      EVENT_SUBSCRIBERS: `orders=127.0.0.1:${ordersPort}`,
+      EVENT_SUBSCRIBERS: `orders=127.0.0.1:${ordersPort},notifications=127.0.0.1:${notificationsPort}`,
       WEBHOOK_URL: `http://127.0.0.1:${gwPort}/webhooks/payments`,
       WEBHOOK_SECRET,
       FAKE_PROVIDER_DELAY_MS: "20",
+    }),
+    startServiceProcess("notifications", {
+      PORT: String(notificationsPort),
+      DATABASE_URL: dbs[4]!.url,
+      IDENTITY_URL: `127.0.0.1:${identity.port}`,
     }),
   ]);
   const downstream = {
@@ -43,6 +45,7 @@ export async function startStack(gatewayEnv: Record<string, string> = {}) {
     CATALOG_URL: `127.0.0.1:${catalog.port}`,
     ORDERS_URL: `127.0.0.1:${orders.port}`,
     PAYMENTS_URL: `127.0.0.1:${payments.port}`,
+    NOTIFICATIONS_URL: `127.0.0.1:${notifications.port}`,
   };
   const gateway: Gateway = await startGateway({
     PORT: String(gwPort),
@@ -53,7 +56,7 @@ export async function startStack(gatewayEnv: Record<string, string> = {}) {
     ...downstream,
     ...gatewayEnv,
   });
-  const processes: ServiceProcess[] = [identity, catalog, orders, payments];
+  const processes: ServiceProcess[] = [identity, catalog, orders, payments, notifications];
   return {
     gateway,
     processes,
