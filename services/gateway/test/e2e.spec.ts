@@ -1,12 +1,15 @@
 import { randomUUID } from "node:crypto";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createClient } from "@connectrpc/connect";
 import {
   createConnectTransport,
   createGrpcTransport,
   createGrpcWebTransport,
 } from "@connectrpc/connect-node";
 import { AppService, OrderStatus } from "@dispatch/gen/dispatch/app/v1/app_pb.ts";
-import { DeliveryOutcome, NotificationsService } from "@dispatch/gen/dispatch/notifications/v1/notifications_pb.ts";
+import {
+  DeliveryOutcome,
+  NotificationsService,
+} from "@dispatch/gen/dispatch/notifications/v1/notifications_pb.ts";
 import { testClient } from "@dispatch/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startStack } from "./stack.ts";
@@ -132,10 +135,16 @@ describe(`the app's flow through the gateway (${process.env.TEST_DATABASE_URL ? 
     expect(seen).toEqual([OrderStatus.PENDING_PAYMENT, OrderStatus.PLACED]);
 
     // The PLACED event reached notifications, which pushed to the registered phone (recording provider).
-    const notifications = testClient(NotificationsService, Number(stack.downstream.NOTIFICATIONS_URL.split(":")[1]));
+    const notifications = testClient(
+      NotificationsService,
+      Number(stack.downstream.NOTIFICATIONS_URL.split(":")[1]),
+    );
     const push = await waitFor(async () => {
       const { notifications: list } = await notifications.listNotifications({ userId: session.userId });
-      return list.find((n) => n.title === "Order confirmed" && n.deliveries.some((d) => d.outcome === DeliveryOutcome.DELIVERED));
+      return list.find(
+        (n) =>
+          n.title === "Order confirmed" && n.deliveries.some((d) => d.outcome === DeliveryOutcome.DELIVERED),
+      );
     });
     expect(push.data).toEqual({ order_id: order.id });
     expect(push.deliveries.map((d) => d.deviceId)).toEqual(["phone-1"]);

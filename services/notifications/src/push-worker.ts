@@ -57,9 +57,9 @@ export class PushWorker {
         const group = targets.filter((d) => d.platform === platform);
         if (group.length === 0) continue;
         const outcomes = await this.opts.providers[platform].send(group, message);
-        group.forEach((device, i) =>
-          attempts.push({ device, outcome: outcomes[i] ?? { kind: "failed", error: "no outcome" } }),
-        );
+        for (const [i, device] of group.entries()) {
+          attempts.push({ device, outcome: outcomes[i] ?? { kind: "failed", error: "no outcome" } });
+        }
       }
       for (const a of attempts.filter((x) => x.outcome.kind === "invalid_token")) {
         await this.opts.devices.unregister(job.userId, a.device.deviceId).catch((err: unknown) => {

@@ -30,7 +30,15 @@ beforeAll(async () => {
     adminPort: false,
     logger: pino({ level: "silent" }),
     services: [
-      [EventSubscriberService, { handleEvent: (req) => (events.push(req.event!), { duplicate: false }) }],
+      [
+        EventSubscriberService,
+        {
+          handleEvent: (req) => {
+            events.push(req.event!);
+            return { duplicate: false };
+          },
+        },
+      ],
     ],
   });
   webhookServer = http.createServer((req, res) => {
