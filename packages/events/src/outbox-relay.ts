@@ -51,6 +51,7 @@ export class OutboxRelay {
   private running: Promise<void> | undefined;
   private stopped = true;
   private wakeSoon = false;
+  private lagCheckedAt = 0;
 
   constructor(private readonly opts: OutboxRelayOptions) {}
 
@@ -160,6 +161,11 @@ export class OutboxRelay {
     let delivered = 0;
     try {
       delivered = await this.runOnce();
+      if (Date.now() - this.lagCheckedAt > 10_000) {
+        this.lagCheckedAt = Date.now();
+        const lag = await this.lagSeconds();
+        if (lag > 10) this.opts.logger.warn({ lagSeconds: Math.round(lag) }, "outbox relay is behind");
+      }
     } catch (err) {
       this.opts.logger.error({ err }, "outbox relay round failed");
     }

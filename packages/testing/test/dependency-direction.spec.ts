@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 
 // services -> packages -> gen, never upward, and services never import each other.
 const root = fileURLToPath(new URL("../../..", import.meta.url));
+const packageNames = new Set(readdirSync(join(root, "packages")));
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -27,7 +28,7 @@ function target(file: string, spec: string): string | undefined {
   if (spec.startsWith("@dispatch/")) {
     const name = spec.split("/")[1]!;
     if (name === "gen") return "gen";
-    if (["runtime", "client", "db", "testing"].includes(name)) return `packages/${name}`;
+    if (packageNames.has(name)) return `packages/${name}`;
     return `services/${name}`;
   }
   if (!spec.startsWith(".")) return undefined;

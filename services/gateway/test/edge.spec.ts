@@ -154,6 +154,26 @@ describe("gateway edge", () => {
     expect(degraded.json.profile).toBeTruthy();
   });
 
+  it("answers CORS preflights for browsers and exposes the gRPC and retry headers", async () => {
+    const res = await fetch(`${stack.url}/dispatch.app.v1.AppService/ListRestaurants`, {
+      method: "OPTIONS",
+      headers: {
+        origin: "http://localhost:3000",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "content-type",
+      },
+    });
+    expect(res.status).toBe(204);
+    expect(res.headers.get("access-control-allow-origin")).toBe("*");
+    expect(res.headers.get("access-control-allow-headers")).toContain("authorization");
+    const call = await fetch(`${stack.url}/dispatch.app.v1.AppService/ListRestaurants`, {
+      method: "POST",
+      headers: { origin: "http://localhost:3000", "content-type": "application/json" },
+      body: "{}",
+    });
+    expect(call.headers.get("access-control-expose-headers")).toContain("grpc-status");
+  });
+
   it("checks webhook signatures over the raw body and refuses replays", async () => {
     const body = JSON.stringify({
       id: `evt_${randomUUID()}`,

@@ -196,6 +196,51 @@ describe(`notifications (${process.env.TEST_DATABASE_URL ? "postgres" : "pglite"
     expect(list.notifications.map((n) => n.id)).toEqual([event.id]);
   });
 
+  it.runIf(process.env.TEST_DATABASE_URL)(
+    "shares one queue between replicas: each push goes out once",
+    async () => {
+      const second = await startNotifications({
+        PORT: "0",
+        ADMIN_PORT: "0",
+        LOG_LEVEL: "warn",
+        DATABASE_URL: db.url,
+        IDENTITY_URL: `127.0.0.1:${identity.port}`,
+        PUSH_PROVIDER: "live",
+        FCM_BASE_URL: fake.fcm.baseUrl,
+        FCM_PROJECT_ID: fake.fcm.projectId,
+        FCM_SERVICE_ACCOUNT_JSON: JSON.stringify(fake.fcm.account),
+        APNS_BASE_URL: fake.apns.baseUrl,
+        APNS_TEAM_ID: fake.apns.teamId,
+        APNS_KEY_ID: fake.apns.keyId,
+        APNS_PRIVATE_KEY: fake.apns.privateKeyPem,
+        APNS_TOPIC: fake.apns.topic,
+      });
+      try {
+        const token = `fcm-shared-${randomUUID()}`;
+        const userId = user([{ deviceId: "pixel", platform: Platform.ANDROID, pushToken: token }]);
+        const ids = Array.from({ length: 30 }, () => randomUUID());
+        const viaSecond = testClient(NotificationsService, second.port);
+        await Promise.all(
+          ids.map((id, i) =>
+            (i % 2 ? notifications : viaSecond).sendNotification({
+              notificationId: id,
+              userId,
+              title: `n${i}`,
+              body: "",
+              data: {},
+            }),
+          ),
+        );
+        for (const id of ids) expect((await settled(id)).status).toBe(NotificationStatus.SENT);
+        const sent = fake.seen.fcm.filter((m) => m.token === token).map((m) => m.title);
+        expect(sent).toHaveLength(30);
+        expect(new Set(sent).size).toBe(30);
+      } finally {
+        await second.shutdown();
+      }
+    },
+  );
+
   it("marks a user without devices NO_DEVICES, and names bad fields", async () => {
     const id = randomUUID();
     await notifications.sendNotification({
