@@ -1,6 +1,7 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import type { Client } from "@dispatch/client";
 import { EventSchema, type EventSubscriberService } from "@dispatch/gen/dispatch/events/v1/events_pb.ts";
+import { Poller } from "@dispatch/runtime";
 import { sql } from "drizzle-orm";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import type { Logger } from "pino";
@@ -47,31 +48,24 @@ function rowsOf<T>(result: unknown): T[] {
  * only the oldest pending event of each aggregate, with FOR UPDATE SKIP LOCKED.
  */
 export class OutboxRelay {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private stopped = true;
-  private wakeSoon = false;
+  private readonly poller: Poller;
   private lagCheckedAt = 0;
 
-  constructor(private readonly opts: OutboxRelayOptions) {}
+  constructor(private readonly opts: OutboxRelayOptions) {
+    this.poller = new Poller("outbox-relay", () => this.round(), opts.logger, opts.pollIntervalMs ?? 250);
+  }
 
   start(): void {
-    if (!this.stopped) return;
-    this.stopped = false;
-    this.schedule(0);
+    this.poller.start();
   }
 
   /** Ask for a round soon (after a transaction that wrote events committed). */
   notify(): void {
-    if (this.stopped) return;
-    if (this.running) this.wakeSoon = true;
-    else this.schedule(0);
+    this.poller.notify();
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    await this.running;
+  stop(): Promise<void> {
+    return this.poller.stop();
   }
 
   /** Seconds since the oldest undelivered event was written (0 when none): the relay's lag. */
@@ -147,31 +141,13 @@ export class OutboxRelay {
     return Math.round(base / 2 + Math.random() * (base / 2));
   }
 
-  private schedule(ms: number): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.running = this.round().finally(() => {
-        this.running = undefined;
-      });
-    }, ms);
-    this.timer.unref();
-  }
-
-  private async round(): Promise<void> {
-    let delivered = 0;
-    try {
-      delivered = await this.runOnce();
-      if (Date.now() - this.lagCheckedAt > 10_000) {
-        this.lagCheckedAt = Date.now();
-        const lag = await this.lagSeconds();
-        if (lag > 10) this.opts.logger.warn({ lagSeconds: Math.round(lag) }, "outbox relay is behind");
-      }
-    } catch (err) {
-      this.opts.logger.error({ err }, "outbox relay round failed");
+  private async round(): Promise<number> {
+    const delivered = await this.runOnce();
+    if (Date.now() - this.lagCheckedAt > 10_000) {
+      this.lagCheckedAt = Date.now();
+      const lag = await this.lagSeconds();
+      if (lag > 10) this.opts.logger.warn({ lagSeconds: Math.round(lag) }, "outbox relay is behind");
     }
-    if (this.stopped) return;
-    const again = delivered > 0 || this.wakeSoon;
-    this.wakeSoon = false;
-    this.schedule(again ? 0 : (this.opts.pollIntervalMs ?? 250));
+    return delivered;
   }
 }

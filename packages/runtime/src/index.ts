@@ -31,4 +31,5 @@ export type {
 } from "./handler.ts";
 export type { ServingStatus } from "./health.ts";
 export { createLogger, type Logger } from "./logger.ts";
+export { Poller } from "./poller.ts";
 export { type ServeOptions, type Server, serve } from "./serve.ts";

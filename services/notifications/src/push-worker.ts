@@ -1,6 +1,6 @@
-import type { Logger } from "@dispatch/runtime";
+import { type Logger, Poller } from "@dispatch/runtime";
 import type { AttemptRecord, ClaimedJob, DeviceDirectory, NotificationsRepository } from "./domain/ports.ts";
-import type { DeviceTarget, PushProvider } from "./domain/push.ts";
+import type { PushProvider } from "./domain/push.ts";
 
 export interface PushWorkerOptions {
   repo: NotificationsRepository;
@@ -21,21 +21,18 @@ export interface PushWorkerOptions {
  * notification already reached are not sent it again.
  */
 export class PushWorker {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private stopped = true;
+  private readonly poller: Poller;
 
-  constructor(private readonly opts: PushWorkerOptions) {}
-
-  start(): void {
-    this.stopped = false;
-    this.schedule(0);
+  constructor(private readonly opts: PushWorkerOptions) {
+    this.poller = new Poller("push-worker", () => this.runOnce(), opts.logger, opts.pollIntervalMs ?? 200);
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    await this.running;
+  start(): void {
+    this.poller.start();
+  }
+
+  stop(): Promise<void> {
+    return this.poller.stop();
   }
 
   /** One round; returns how many jobs it handled. */
@@ -83,25 +80,4 @@ export class PushWorker {
       logger.warn({ err: (err as Error).message, notificationId: job.id }, "push job failed; will retry");
     }
   }
-
-  private schedule(ms: number): void {
-    this.timer = setTimeout(() => {
-      this.running = this.round().finally(() => {
-        this.running = undefined;
-      });
-    }, ms);
-    this.timer.unref();
-  }
-
-  private async round(): Promise<void> {
-    let n = 0;
-    try {
-      n = await this.runOnce();
-    } catch (err) {
-      this.opts.logger.error({ err }, "push worker round failed");
-    }
-    if (!this.stopped) this.schedule(n > 0 ? 0 : (this.opts.pollIntervalMs ?? 200));
-  }
 }
-
-export type { DeviceTarget };

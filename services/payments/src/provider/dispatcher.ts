@@ -1,4 +1,4 @@
-import type { Logger } from "@dispatch/runtime";
+import { type Logger, Poller } from "@dispatch/runtime";
 import type { Payment } from "../domain/payment.ts";
 
 /**
@@ -6,44 +6,22 @@ import type { Payment } from "../domain/payment.ts";
  * with SKIP LOCKED, so replicas share the work) and submits each once.
  */
 export class PaymentDispatcher {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private stopped = true;
+  private readonly poller: Poller;
 
   constructor(
-    private readonly batch: (limit: number, submit: (p: Payment) => Promise<void>) => Promise<number>,
-    private readonly submit: (p: Payment) => Promise<void>,
-    private readonly logger: Logger,
-    private readonly pollIntervalMs = 200,
-  ) {}
+    batch: (limit: number, submit: (p: Payment) => Promise<void>) => Promise<number>,
+    submit: (p: Payment) => Promise<void>,
+    logger: Logger,
+    pollIntervalMs = 200,
+  ) {
+    this.poller = new Poller("payment-dispatcher", () => batch(20, submit), logger, pollIntervalMs);
+  }
 
   start(): void {
-    this.stopped = false;
-    this.schedule(0);
+    this.poller.start();
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    await this.running;
-  }
-
-  private schedule(ms: number): void {
-    this.timer = setTimeout(() => {
-      this.running = this.round().finally(() => {
-        this.running = undefined;
-      });
-    }, ms);
-    this.timer.unref();
-  }
-
-  private async round(): Promise<void> {
-    let n = 0;
-    try {
-      n = await this.batch(20, this.submit);
-    } catch (err) {
-      this.logger.error({ err }, "payment dispatch failed; will retry");
-    }
-    if (!this.stopped) this.schedule(n > 0 ? 0 : this.pollIntervalMs);
+  stop(): Promise<void> {
+    return this.poller.stop();
   }
 }
