@@ -42,6 +42,10 @@ const peers = new WeakMap<http2.ServerHttp2Session, string>();
 export interface GrpcServerOptions {
   logger: Logger;
   maxReceiveMessageBytes: number;
+  /** Calls in flight above which new ones are shed with RESOURCE_EXHAUSTED (health is exempt). */
+  maxInFlight: number;
+  /** Sent as grpc-retry-pushback-ms with shed calls: how long a client should wait before retrying. */
+  shedPushbackMs: number;
 }
 
 /**
@@ -150,6 +154,20 @@ export class GrpcServer {
         entry.method,
         headers,
         started,
+      );
+      return;
+    }
+    // Shed load early and cheaply rather than queue without bound; health must answer under overload.
+    if (this.calls.size >= this.opts.maxInFlight && entry.service !== "grpc.health.v1.Health") {
+      this.earlyStatus(
+        stream,
+        Code.ResourceExhausted,
+        `server is at its limit of ${this.opts.maxInFlight} calls in flight`,
+        entry.service,
+        entry.method,
+        headers,
+        started,
+        { "grpc-retry-pushback-ms": String(this.opts.shedPushbackMs) },
       );
       return;
     }

@@ -24,6 +24,10 @@ export interface ServeOptions<T extends readonly DescService[]> {
   logLevel?: string;
   /** Largest request message accepted; larger ones get RESOURCE_EXHAUSTED. Default 4 MiB. */
   maxReceiveMessageBytes?: number;
+  /** Calls in flight above which new calls are refused with RESOURCE_EXHAUSTED and a retry pushback. Default 1000. */
+  maxInFlight?: number;
+  /** The pushback (grpc-retry-pushback-ms) sent with refused calls. Default 100 ms. */
+  shedPushbackMs?: number;
   /** How long shutdown waits for calls in flight. Default 10 s. */
   shutdownGraceMs?: number;
   /** Runs after the last call ended (close the database here). */
@@ -48,6 +52,8 @@ export async function serve<const T extends readonly DescService[]>(opts: ServeO
   const grpc = new GrpcServer({
     logger,
     maxReceiveMessageBytes: opts.maxReceiveMessageBytes ?? 4 * 1024 * 1024,
+    maxInFlight: opts.maxInFlight ?? 1000,
+    shedPushbackMs: opts.shedPushbackMs ?? 100,
   });
   const health = new HealthRegistry();
   const registrations = opts.services as unknown as readonly ServiceRegistration[];

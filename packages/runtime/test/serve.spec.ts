@@ -29,7 +29,12 @@ afterEach(async () => {
 });
 
 async function start(
-  opts: { maxReceiveMessageBytes?: number; shutdownGraceMs?: number; adminPort?: number | false } = {},
+  opts: {
+    maxReceiveMessageBytes?: number;
+    shutdownGraceMs?: number;
+    adminPort?: number | false;
+    maxInFlight?: number;
+  } = {},
 ) {
   const observed: Observed = { aborts: [], contexts: [], completed: [] };
   const logs: Record<string, unknown>[] = [];
@@ -43,6 +48,7 @@ async function start(
     services: [echoService(observed)],
     ...(opts.maxReceiveMessageBytes ? { maxReceiveMessageBytes: opts.maxReceiveMessageBytes } : {}),
     ...(opts.shutdownGraceMs ? { shutdownGraceMs: opts.shutdownGraceMs } : {}),
+    ...(opts.maxInFlight ? { maxInFlight: opts.maxInFlight } : {}),
   });
   started.push(server);
   const transport = createGrpcTransport({ baseUrl: `http://127.0.0.1:${server.port}` });
@@ -251,6 +257,23 @@ describe("serve(): bad input gets a clear status, never a crash", () => {
     const { server } = await start();
     const res = await rawCall(server.port, "/caf\u00e9.v1.X/Y", echoBytes("x"));
     expect(res.grpcStatus).toBe(Code.Unimplemented);
+  });
+});
+
+describe("serve(): overload", () => {
+  it("sheds calls above the in-flight limit with RESOURCE_EXHAUSTED and a retry pushback, and keeps health answering", async () => {
+    const { echo, health, observed } = await start({ maxInFlight: 3 });
+    const slow = Array.from({ length: 3 }, () => echo.echo({ message: "slow:300" }));
+    await new Promise((r) => setTimeout(r, 50));
+    let trailer: Headers | undefined;
+    const shed = await failure(echo.echo({ message: "one too many" }, { onTrailer: (t) => (trailer = t) }));
+    expect(shed.code).toBe(Code.ResourceExhausted);
+    expect(shed.rawMessage).toMatch(/limit of 3 calls in flight/);
+    expect(shed.metadata.get("grpc-retry-pushback-ms") ?? trailer?.get("grpc-retry-pushback-ms")).toBe("100");
+    expect((await health.check({ service: "" })).status).toBe(Serving.SERVING);
+    await Promise.all(slow);
+    expect(observed.completed).toHaveLength(3);
+    expect((await echo.echo({ message: "room again" })).message).toBe("room again");
   });
 });
 
