@@ -31,6 +31,13 @@ export function isCallerError(err: unknown): boolean {
 
 type Thunk = () => Promise<unknown>;
 
+/** The call was not sent: the endpoint's breaker is open. */
+export class CircuitOpenError extends ConnectError {
+  constructor(message: string) {
+    super(message, Code.Unavailable);
+  }
+}
+
 /** One opossum breaker per (endpoint, method), created on first use. */
 export class BreakerRegistry {
   private readonly breakers = new Map<string, CircuitBreaker<[Thunk], unknown>>();
@@ -52,7 +59,7 @@ export class BreakerRegistry {
       return (await breaker.fire(call)) as T;
     } catch (err) {
       if ((err as { code?: string }).code === "EOPENBREAKER") {
-        throw new ConnectError(`circuit open: ${this.name} at ${endpoint} (${method})`, Code.Unavailable);
+        throw new CircuitOpenError(`circuit open: ${this.name} at ${endpoint} (${method})`);
       }
       throw err;
     }

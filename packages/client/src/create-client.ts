@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import type { BreakerOptions } from "./breaker.ts";
 import { DispatchTransport } from "./dispatch-transport.ts";
 import { parseTarget } from "./endpoint-picker.ts";
+import type { RetryBudgetOptions, RetryOptions } from "./retry-policy.ts";
 import { closeAllSessions } from "./sessions.ts";
 
 export type { Client };
@@ -16,6 +17,10 @@ export interface ClientOptions {
   /** Deadline of a call unless the call sets its own. Default 5000 ms. */
   timeoutMs?: number;
   breaker?: BreakerOptions;
+  /** Retries of NO_SIDE_EFFECTS / IDEMPOTENT methods (gRFC A6). Default: 3 attempts on UNAVAILABLE; false: none. */
+  retry?: RetryOptions | false;
+  /** The per-client retry budget (A6 throttling). */
+  retryBudget?: RetryBudgetOptions;
   logger?: Logger;
 }
 
@@ -32,12 +37,19 @@ export function createClient<S extends DescService>(service: S, opts: ClientOpti
     endpoints: parseTarget(opts.target),
     timeoutMs: opts.timeoutMs ?? 5000,
     breaker: opts.breaker ?? {},
+    retry: opts.retry ?? {},
+    retryBudget: opts.retryBudget ?? {},
     logger: opts.logger,
   });
   const client = createConnectClient(service, transport);
   transports.set(client, transport);
   all.add(transport);
   return client;
+}
+
+/** Attempts a client has sent (first attempts and retries), for tests and metrics. */
+export function attemptsOf(client: object): number {
+  return transports.get(client)?.attempts ?? 0;
 }
 
 /** Stops a client's breakers (their timers). Connections are shared; closeClients() closes them. */
