@@ -12,6 +12,44 @@ export class QueryCancelledError extends Error {
 }
 
 /** True for a query cancelled by its call's signal, also when drizzle wrapped it ("Failed query: …"). */
+/**
+ * The database could not be reached or dropped the connection. `grpcCode` 14 (UNAVAILABLE) tells the
+ * runtime to answer UNAVAILABLE, so callers retry instead of treating it as a bug.
+ */
+export class DatabaseUnavailableError extends Error {
+  override name = "DatabaseUnavailableError";
+  readonly grpcCode = 14;
+  constructor(cause: unknown) {
+    super(`database unavailable: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+  }
+}
+
+// Connection-level failures (postgres.js codes and SQLSTATE classes 08, 57P0x): the database, not the query.
+const UNAVAILABLE = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "CONNECTION_CLOSED",
+  "CONNECTION_DESTROYED",
+  "CONNECTION_ENDED",
+  "CONNECT_TIMEOUT",
+  "57P01",
+  "57P02",
+  "57P03",
+  "08000",
+  "08001",
+  "08003",
+  "08004",
+  "08006",
+]);
+
+export function isDatabaseUnavailable(err: unknown): boolean {
+  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof DatabaseUnavailableError) return true;
+  }
+  return false;
+}
+
 export function isQueryCancelled(err: unknown): boolean {
   for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
     if (e instanceof QueryCancelledError) return true;
@@ -49,7 +87,17 @@ export function cancellable<T extends postgres.Sql>(sql: T, currentSignal: () =>
 }
 
 function track(query: PendingQuery, signal: AbortSignal | undefined): PendingQuery {
-  if (!signal) return query;
+  if (!signal) {
+    const then = query.then.bind(query);
+    // biome-ignore lint/suspicious/noThenProperty: classify failures on the query drizzle awaits
+    query.then = ((resolve?: (v: unknown) => unknown, reject?: (e: unknown) => unknown) =>
+      then(resolve, (err: unknown) => {
+        const mapped = classify(err);
+        if (reject) return reject(mapped);
+        throw mapped;
+      })) as PendingQuery["then"];
+    return query;
+  }
   if (signal.aborted) {
     // Not sent: postgres.js runs a query only when it is awaited, so answering first is enough.
     const error = new QueryCancelledError(signal.reason);
@@ -79,4 +127,9 @@ function track(query: PendingQuery, signal: AbortSignal | undefined): PendingQue
       },
     )) as PendingQuery["then"];
   return query;
+}
+
+function classify(err: unknown): unknown {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === "string" && UNAVAILABLE.has(code) ? new DatabaseUnavailableError(err) : err;
 }

@@ -53,7 +53,7 @@ export async function openDatabase<TSchema extends Record<string, unknown>>(
       },
       onnotice: () => {},
     });
-    const wrapped = opts.signal ? cancellable(client, opts.signal) : client;
+    const wrapped = cancellable(client, opts.signal ?? (() => undefined));
     const db = drizzlePostgres(wrapped, { schema: opts.schema, ...(logger ? { logger } : {}) });
     try {
       await migratePostgres(db, { migrationsFolder: opts.migrationsFolder });

@@ -3,7 +3,7 @@ import { fileURLToPath } from "node:url";
 import { eq, sql } from "drizzle-orm";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isQueryCancelled, openDatabase } from "../src/index.ts";
+import { isDatabaseUnavailable, isQueryCancelled, openDatabase } from "../src/index.ts";
 import { notes, schema } from "./fixtures/schema.ts";
 
 const migrationsFolder = fileURLToPath(new URL("./fixtures/migrations", import.meta.url));
@@ -121,6 +121,25 @@ describe.runIf(adminUrl)("openDatabase on PostgreSQL", () => {
       );
       await database.ping();
     } finally {
+      await database.close();
+    }
+  });
+
+  it("reports a connection the server dropped as DatabaseUnavailableError (UNAVAILABLE), then reconnects", async () => {
+    const database = await openDatabase({ service: "droptest", url, schema, migrationsFolder });
+    const admin = postgres(adminUrl!, { max: 1, onnotice: () => {} });
+    try {
+      const sleeping = database.db.execute(sql`select pg_sleep(5)`).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      await new Promise((r) => setTimeout(r, 200));
+      await admin`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'droptest' and query like '%pg_sleep(5)%'`;
+      const err = await sleeping;
+      expect(isDatabaseUnavailable(err)).toBe(true);
+      await database.ping();
+    } finally {
+      await admin.end();
       await database.close();
     }
   });

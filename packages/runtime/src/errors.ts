@@ -80,6 +80,18 @@ export interface WireStatus {
 // Codes a downstream failure may pass on as they are: they describe the system's state, not our bug.
 const passThrough = new Set([Code.Unavailable, Code.DeadlineExceeded, Code.ResourceExhausted, Code.Canceled]);
 
+/**
+ * An error (or one in its cause chain) may declare the gRPC status it stands for with a numeric
+ * `grpcCode`: infrastructure packages use it, e.g. @dispatch/db marks a lost database UNAVAILABLE.
+ */
+function declaredCode(err: unknown): Code | undefined {
+  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { grpcCode?: unknown }).grpcCode;
+    if (typeof code === "number" && passThrough.has(code)) return code;
+  }
+  return undefined;
+}
+
 /** Maps anything a handler threw to the status the caller sees. Never leaks unexpected errors. */
 export function toWireStatus(err: unknown): WireStatus {
   if (err instanceof DispatchError) {
@@ -87,6 +99,15 @@ export function toWireStatus(err: unknown): WireStatus {
   }
   if (err instanceof ConnectError && passThrough.has(err.code)) {
     return { code: err.code, message: err.rawMessage, details: undefined, unexpected: false };
+  }
+  const declared = declaredCode(err);
+  if (declared !== undefined) {
+    return {
+      code: declared,
+      message: `${Code[declared]}: a dependency is not available; retry later`,
+      details: undefined,
+      unexpected: false,
+    };
   }
   return { code: Code.Internal, message: "internal error", details: undefined, unexpected: true };
 }

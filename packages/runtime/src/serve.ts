@@ -30,6 +30,12 @@ export interface ServeOptions<T extends readonly DescService[]> {
   shedPushbackMs?: number;
   /** How long shutdown waits for calls in flight. Default 10 s. */
   shutdownGraceMs?: number;
+  /**
+   * Checked every `readinessIntervalMs` (default 2 s): while it throws (e.g. the database is down), health
+   * reports NOT_SERVING and /readyz 503, so balancers route around this replica; it recovers by itself.
+   */
+  readiness?: () => Promise<unknown>;
+  readinessIntervalMs?: number;
   /** Runs after the last call ended (close the database here). */
   onShutdown?: () => Promise<void> | void;
   /** Shut down gracefully on SIGTERM/SIGINT, then exit. Default false (main.ts turns it on). */
@@ -80,9 +86,37 @@ export async function serve<const T extends readonly DescService[]>(opts: ServeO
   health.set("", "SERVING");
   for (const [s] of registrations) health.set(s.typeName, "SERVING");
 
+  let readinessTimer: NodeJS.Timeout | undefined;
+  if (opts.readiness) {
+    let ready = true;
+    let checking = false;
+    readinessTimer = setInterval(async () => {
+      if (checking || stopping) return;
+      checking = true;
+      try {
+        await opts.readiness!();
+        if (!ready && !stopping) {
+          ready = true;
+          health.setAll("SERVING");
+          logger.info("dependencies reachable again: SERVING");
+        }
+      } catch (err) {
+        if (ready && !stopping) {
+          ready = false;
+          health.setAll("NOT_SERVING");
+          logger.warn({ err: (err as Error).message }, "readiness check failed: NOT_SERVING");
+        }
+      } finally {
+        checking = false;
+      }
+    }, opts.readinessIntervalMs ?? 2000);
+    readinessTimer.unref();
+  }
+
   let stopping: Promise<void> | undefined;
   const shutdown = () => {
     stopping ??= (async () => {
+      if (readinessTimer) clearInterval(readinessTimer);
       const inFlight = grpc.inFlight;
       logger.info({ inFlight }, "shutting down");
       health.setAll("NOT_SERVING");

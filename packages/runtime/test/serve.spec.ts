@@ -277,6 +277,39 @@ describe("serve(): overload", () => {
   });
 });
 
+describe("serve(): readiness", () => {
+  it("reports NOT_SERVING while a dependency check fails and recovers by itself", async () => {
+    let dbUp = true;
+    const server = await serve({
+      name: "ready",
+      host: "127.0.0.1",
+      port: 0,
+      adminPort: 0,
+      logger: pino({ level: "silent" }),
+      services: [echoService({ aborts: [], contexts: [], completed: [] })],
+      readiness: async () => {
+        if (!dbUp) throw new Error("connection refused");
+      },
+      readinessIntervalMs: 30,
+    });
+    started.push(server);
+    const health = createClient(Health, createGrpcTransport({ baseUrl: `http://127.0.0.1:${server.port}` }));
+    const readyz = () => fetch(`http://127.0.0.1:${server.adminPort}/readyz`).then((r) => r.status);
+    expect((await health.check({ service: "" })).status).toBe(Serving.SERVING);
+    dbUp = false;
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await health.check({ service: "" })).status).toBe(Serving.NOT_SERVING);
+    expect((await health.check({ service: "dispatch.echo.v1.EchoService" })).status).toBe(
+      Serving.NOT_SERVING,
+    );
+    expect(await readyz()).toBe(503);
+    dbUp = true;
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await health.check({ service: "" })).status).toBe(Serving.SERVING);
+    expect(await readyz()).toBe(200);
+  });
+});
+
 describe("serve(): health and reflection", () => {
   it("reports SERVING per service and overall, NOT_FOUND for unknown names, and lists them", async () => {
     const { health } = await start();

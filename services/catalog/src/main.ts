@@ -31,6 +31,7 @@ export async function startCatalog(
     port: config.PORT,
     adminPort: config.ADMIN_PORT,
     logger,
+    readiness: () => database.ping(),
     handleSignals,
     onShutdown: () => database.close(),
   });

@@ -34,6 +34,7 @@ export async function startIdentity(
     port: config.PORT,
     adminPort: config.ADMIN_PORT,
     logger,
+    readiness: () => database.ping(),
     handleSignals,
     onShutdown: () => database.close(),
   });

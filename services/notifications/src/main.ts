@@ -99,6 +99,7 @@ export async function startNotifications(
     port: config.PORT,
     adminPort: config.ADMIN_PORT,
     logger,
+    readiness: () => database.ping(),
     handleSignals,
     onShutdown: async () => {
       await worker.stop();

@@ -44,6 +44,7 @@ export async function startOrders(
     port: config.PORT,
     adminPort: config.ADMIN_PORT,
     logger,
+    readiness: () => database.ping(),
     handleSignals,
     onShutdown: async () => {
       await relay.stop();

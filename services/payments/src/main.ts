@@ -48,6 +48,7 @@ export async function startPayments(
     port: config.PORT,
     adminPort: config.ADMIN_PORT,
     logger,
+    readiness: () => database.ping(),
     handleSignals,
     onShutdown: async () => {
       await dispatcher.stop();
