@@ -63,21 +63,35 @@ type PendingQuery = postgres.PendingQuery<postgres.Row[]>;
  * Wraps a postgres.js client so every query drizzle sends (including inside transactions and savepoints)
  * is cancelled on the server when the current call's signal aborts, and is never sent once it has.
  */
-export function cancellable<T extends postgres.Sql>(sql: T, currentSignal: () => AbortSignal | undefined): T {
+export function cancellable<T extends postgres.Sql>(
+  sql: T,
+  currentSignal: () => AbortSignal | undefined,
+  gate: DatabaseGate = new DatabaseGate(),
+): T {
   return new Proxy(sql, {
     get(target, prop) {
       if (prop === "unsafe") {
         return (query: string, params?: unknown[], options?: unknown) =>
-          track(
-            target.unsafe(query, params as never, options as never) as unknown as PendingQuery,
-            currentSignal(),
+          gate.watch(
+            track(
+              target.unsafe(query, params as never, options as never) as unknown as PendingQuery,
+              gate.down ? gate.error() : currentSignal(),
+            ),
           );
       }
       if (prop === "begin" || prop === "savepoint") {
         return (...args: unknown[]) => {
+          if (prop === "begin" && gate.down) return Promise.reject(gate.error());
           const body = args.pop() as (tx: postgres.Sql) => unknown;
           const method = (target as unknown as Record<string, (...a: unknown[]) => unknown>)[prop]!;
-          return method.call(target, ...args, (tx: postgres.Sql) => body(cancellable(tx, currentSignal)));
+          // BEGIN itself fails like any query when the database is gone.
+          return (
+            method.call(target, ...args, (tx: postgres.Sql) =>
+              body(cancellable(tx, currentSignal, gate)),
+            ) as Promise<unknown>
+          ).catch((err: unknown) => {
+            throw classify(err);
+          });
         };
       }
       const value = Reflect.get(target, prop, target);
@@ -86,7 +100,72 @@ export function cancellable<T extends postgres.Sql>(sql: T, currentSignal: () =>
   });
 }
 
-function track(query: PendingQuery, signal: AbortSignal | undefined): PendingQuery {
+/**
+ * The database's own circuit breaker: after a query finds the database unreachable, queries fail at once
+ * with DatabaseUnavailableError (instead of queueing behind postgres.js' reconnect attempts until their
+ * deadline) while a probe checks every `probeMs` whether it is back.
+ */
+export class DatabaseGate {
+  down = false;
+  private probing: NodeJS.Timeout | undefined;
+  private lastCause: unknown;
+
+  constructor(
+    private readonly probe: () => Promise<void> = async () => {},
+    private readonly probeMs = 250,
+  ) {}
+
+  error(): DatabaseUnavailableError {
+    return new DatabaseUnavailableError(this.lastCause ?? new Error("database unreachable"));
+  }
+
+  /** Notes whether a query found the database unreachable. */
+  watch(query: PendingQuery): PendingQuery {
+    const then = query.then.bind(query);
+    // biome-ignore lint/suspicious/noThenProperty: observe the outcome of the query drizzle awaits
+    query.then = ((resolve?: (v: unknown) => unknown, reject?: (e: unknown) => unknown) =>
+      then(resolve, (err: unknown) => {
+        if (err instanceof DatabaseUnavailableError && !this.down) this.trip(err.cause);
+        if (reject) return reject(err);
+        throw err;
+      })) as PendingQuery["then"];
+    return query;
+  }
+
+  private trip(cause: unknown): void {
+    this.down = true;
+    this.lastCause = cause;
+    const tick = async () => {
+      try {
+        await this.probe();
+        this.down = false;
+        this.probing = undefined;
+      } catch (err) {
+        this.lastCause = err;
+        this.probing = setTimeout(tick, this.probeMs);
+        this.probing.unref();
+      }
+    };
+    this.probing = setTimeout(tick, this.probeMs);
+    this.probing.unref();
+  }
+
+  close(): void {
+    clearTimeout(this.probing);
+  }
+}
+
+function track(
+  query: PendingQuery,
+  signal: AbortSignal | DatabaseUnavailableError | undefined,
+): PendingQuery {
+  if (signal instanceof DatabaseUnavailableError) {
+    // The database is known to be down: answer without sending.
+    // biome-ignore lint/suspicious/noThenProperty: the query must stay a postgres.js PendingQuery for drizzle
+    query.then = ((_resolve: unknown, reject?: (e: unknown) => unknown) =>
+      Promise.reject(signal).then(undefined, reject)) as PendingQuery["then"];
+    return query;
+  }
   if (!signal) {
     const then = query.then.bind(query);
     // biome-ignore lint/suspicious/noThenProperty: classify failures on the query drizzle awaits
@@ -121,7 +200,7 @@ function track(query: PendingQuery, signal: AbortSignal | undefined): PendingQue
         const mapped =
           signal.aborted && (err as { code?: string }).code === QUERY_CANCELED
             ? new QueryCancelledError(err)
-            : err;
+            : classify(err);
         if (reject) return reject(mapped);
         throw mapped;
       },
@@ -130,6 +209,7 @@ function track(query: PendingQuery, signal: AbortSignal | undefined): PendingQue
 }
 
 function classify(err: unknown): unknown {
-  const code = (err as { code?: unknown }).code;
+  if (err instanceof DatabaseUnavailableError || err instanceof QueryCancelledError) return err;
+  const code = (err as { code?: unknown } | undefined)?.code;
   return typeof code === "string" && UNAVAILABLE.has(code) ? new DatabaseUnavailableError(err) : err;
 }

@@ -7,7 +7,7 @@ import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
-import { cancellable } from "./cancellation.ts";
+import { cancellable, DatabaseGate } from "./cancellation.ts";
 
 export interface OpenDatabaseOptions<TSchema extends Record<string, unknown>> {
   /** The owning service, for connection names in pg_stat_activity. */
@@ -52,8 +52,13 @@ export async function openDatabase<TSchema extends Record<string, unknown>>(
         idle_in_transaction_session_timeout: 60_000,
       },
       onnotice: () => {},
+      // While the database is away, queries wait for the next connection attempt: keep those attempts
+      // close together (postgres.js backs off up to 20 s) so calls fail fast and recover fast.
+      connect_timeout: 3,
+      backoff: (retries: number) => Math.min(0.5, 0.05 * 2 ** retries) * (0.5 + Math.random() / 2),
     });
-    const wrapped = cancellable(client, opts.signal ?? (() => undefined));
+    const gate = new DatabaseGate(() => withTimeout(client`select 1`, 1000, "database probe"));
+    const wrapped = cancellable(client, opts.signal ?? (() => undefined), gate);
     const db = drizzlePostgres(wrapped, { schema: opts.schema, ...(logger ? { logger } : {}) });
     try {
       await migratePostgres(db, { migrationsFolder: opts.migrationsFolder });
@@ -64,8 +69,11 @@ export async function openDatabase<TSchema extends Record<string, unknown>>(
     return {
       db: db as unknown as PgDatabase<PgQueryResultHKT, TSchema>,
       kind: "postgres",
-      ping: async () => void (await db.execute(sql`select 1`)),
-      close: () => client.end({ timeout: 5 }),
+      ping: () => withTimeout(db.execute(sql`select 1`), 1000, "database ping"),
+      close: () => {
+        gate.close();
+        return client.end({ timeout: 5 });
+      },
     };
   }
 
@@ -85,4 +93,19 @@ export async function openDatabase<TSchema extends Record<string, unknown>>(
     ping: async () => void (await db.execute(sql`select 1`)),
     close: () => client.close(),
   };
+}
+
+/** Resolves when `work` does, or rejects after `ms`: a readiness probe must answer even when the database does not. */
+async function withTimeout(work: Promise<unknown>, ms: number, what: string): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      work,
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
