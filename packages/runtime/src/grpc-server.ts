@@ -97,8 +97,14 @@ export class GrpcServer {
     for (const s of this.sessions) s.close();
   }
 
-  /** Resolves when every call in flight has ended, or after `ms`; then cancels what is left. */
+  /**
+   * Resolves when every call in flight has ended and every connection has closed, or after `ms`; then
+   * cancels what is left. Connections close on their own once their last stream ends (we sent GOAWAY);
+   * destroying them earlier would reset streams the server has already answered or refused but not
+   * yet flushed, and the client would see CANCEL for a call it could have retried.
+   */
   async waitForCalls(ms: number): Promise<void> {
+    const until = Date.now() + ms;
     if (this.calls.size > 0) {
       const done = new Promise<void>((r) => {
         this.drainWaiter = r;
@@ -109,6 +115,17 @@ export class GrpcServer {
     }
     for (const call of this.calls) {
       call.cancel(Code.Unavailable, "server shut down before the call finished");
+    }
+    const open = [...this.sessions].filter((s) => !s.destroyed);
+    if (open.length > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all(open.map((s) => new Promise((r) => s.once("close", r)))),
+        new Promise((r) => {
+          timer = setTimeout(r, Math.max(until - Date.now(), 1000));
+        }),
+      ]);
+      clearTimeout(timer);
     }
     for (const s of this.sessions) s.destroy();
   }
@@ -146,15 +163,9 @@ export class GrpcServer {
       return;
     }
     if (this.draining) {
-      this.earlyStatus(
-        stream,
-        Code.Unavailable,
-        "server is shutting down",
-        entry.service,
-        entry.method,
-        headers,
-        started,
-      );
+      // A stream that raced our GOAWAY is refused at the HTTP/2 level, as grpc-go does: REFUSED_STREAM
+      // tells any gRPC client the call never ran, so it may move it to another replica whatever the method.
+      stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
       return;
     }
     // Shed load early and cheaply rather than queue without bound; health must answer under overload.

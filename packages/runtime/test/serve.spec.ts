@@ -402,3 +402,37 @@ describe("serve(): graceful shutdown", () => {
     expect(observed.aborts).toHaveLength(1);
   });
 });
+
+describe("serve(): shutdown under load", () => {
+  it("never resets a call: each one is answered, or refused with UNAVAILABLE so a client may retry it", async () => {
+    const codes = new Map<string, number>();
+    for (let round = 0; round < 12; round++) {
+      const { server, echo } = await start();
+      let running = true;
+      const worker = async () => {
+        while (running) {
+          let key = "OK";
+          try {
+            await echo.echo({ message: "slow:3" }, { timeoutMs: 2000 });
+          } catch (e) {
+            const err = ConnectError.from(e);
+            key = `${Code[err.code]}: ${err.rawMessage}`;
+          }
+          codes.set(key, (codes.get(key) ?? 0) + 1);
+          await new Promise((r) => setImmediate(r));
+        }
+      };
+      const workers = Array.from({ length: 20 }, worker);
+      await new Promise((r) => setTimeout(r, 60 + round * 7));
+      await server.shutdown();
+      await new Promise((r) => setTimeout(r, 20));
+      running = false;
+      await Promise.all(workers);
+    }
+    const kinds = [...codes.keys()];
+    expect(codes.get("OK")).toBeGreaterThan(100);
+    // connect-node reports a refused stream as Internal "...REFUSED_STREAM"; clients retry both kinds.
+    const retryable = (k: string) => k.startsWith("Unavailable") || k.includes("REFUSED_STREAM");
+    expect(kinds.filter((k) => k !== "OK" && !retryable(k))).toEqual([]);
+  });
+});
