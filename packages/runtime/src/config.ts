@@ -99,3 +99,13 @@ export function bool(fallback: boolean): Setting<boolean> {
 export function logLevel(fallback = "info"): Setting<string> {
   return oneOf(["fatal", "error", "warn", "info", "debug", "trace", "silent"], fallback);
 }
+
+/** Settings every service's gRPC server shares: load shedding and the drain at shutdown. */
+export function serverSettings() {
+  return {
+    /** Calls in flight above which new ones are shed with RESOURCE_EXHAUSTED. */
+    MAX_IN_FLIGHT: integer(1000, 1, 1_000_000),
+    /** How long a SIGTERM waits for calls in flight before cancelling them. */
+    SHUTDOWN_GRACE_MS: integer(10_000, 0, 600_000),
+  };
+}

@@ -10,6 +10,7 @@ export {
   port,
   requiredString,
   type Setting,
+  serverSettings,
 } from "./config.ts";
 export { isEntryPoint, runMain } from "./entry-point.ts";
 export {

@@ -29,6 +29,8 @@ export async function startCatalog(
     name: "catalog",
     services: [catalogRpc(new Catalog(new PgCatalogRepository(database.db)))],
     port: config.PORT,
+    maxInFlight: config.MAX_IN_FLIGHT,
+    shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
     adminPort: config.ADMIN_PORT,
     logger,
     readiness: () => database.ping(),

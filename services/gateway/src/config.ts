@@ -1,9 +1,18 @@
-import { integer, loadConfig, logLevel, optionalString, port, requiredString } from "@dispatch/runtime";
+import {
+  integer,
+  loadConfig,
+  logLevel,
+  optionalString,
+  port,
+  requiredString,
+  serverSettings,
+} from "@dispatch/runtime";
 
 /** Gateway's environment, validated at startup. */
 export function gatewayConfig(env: NodeJS.ProcessEnv = process.env) {
   return loadConfig(
     {
+      ...serverSettings(),
       /** The public port: Connect, gRPC-Web and gRPC, HTTP/1.1 and h2c. */
       PORT: port(8080),
       /** Internal gRPC port (events from other services, health), and its admin port. */

@@ -62,6 +62,8 @@ export async function startGateway(
     name: "gateway",
     services: [orderEventsSubscriber(hub)],
     port: config.INTERNAL_PORT,
+    maxInFlight: config.MAX_IN_FLIGHT,
+    shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
     adminPort: config.ADMIN_PORT,
     logger,
     handleSignals,

@@ -1,9 +1,10 @@
-import { integer, loadConfig, logLevel, optionalString, port } from "@dispatch/runtime";
+import { integer, loadConfig, logLevel, optionalString, port, serverSettings } from "@dispatch/runtime";
 
 /** Identity's environment, validated at startup. */
 export function identityConfig(env: NodeJS.ProcessEnv = process.env) {
   return loadConfig(
     {
+      ...serverSettings(),
       PORT: port(50051),
       ADMIN_PORT: port(51051),
       DATABASE_URL: optionalString(),

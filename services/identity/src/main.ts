@@ -32,6 +32,8 @@ export async function startIdentity(
     name: "identity",
     services: [identityRpc(identity)],
     port: config.PORT,
+    maxInFlight: config.MAX_IN_FLIGHT,
+    shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
     adminPort: config.ADMIN_PORT,
     logger,
     readiness: () => database.ping(),

@@ -6,12 +6,14 @@ import {
   optionalString,
   port,
   requiredString,
+  serverSettings,
 } from "@dispatch/runtime";
 
 /** Notifications' environment, validated at startup. */
 export function notificationsConfig(env: NodeJS.ProcessEnv = process.env) {
   return loadConfig(
     {
+      ...serverSettings(),
       PORT: port(50055),
       ADMIN_PORT: port(51055),
       DATABASE_URL: optionalString(),

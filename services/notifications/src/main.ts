@@ -97,6 +97,8 @@ export async function startNotifications(
       }),
     ],
     port: config.PORT,
+    maxInFlight: config.MAX_IN_FLIGHT,
+    shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
     adminPort: config.ADMIN_PORT,
     logger,
     readiness: () => database.ping(),

@@ -1,9 +1,17 @@
-import { loadConfig, logLevel, optionalString, port, requiredString } from "@dispatch/runtime";
+import {
+  loadConfig,
+  logLevel,
+  optionalString,
+  port,
+  requiredString,
+  serverSettings,
+} from "@dispatch/runtime";
 
 /** Orders' environment, validated at startup. */
 export function ordersConfig(env: NodeJS.ProcessEnv = process.env) {
   return loadConfig(
     {
+      ...serverSettings(),
       PORT: port(50053),
       ADMIN_PORT: port(51053),
       DATABASE_URL: optionalString(),

@@ -42,6 +42,8 @@ export async function startOrders(
       eventSubscriberService(database.db, ordersEventHandler(priceBook, logger)),
     ],
     port: config.PORT,
+    maxInFlight: config.MAX_IN_FLIGHT,
+    shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
     adminPort: config.ADMIN_PORT,
     logger,
     readiness: () => database.ping(),

@@ -6,12 +6,14 @@ import {
   optionalString,
   port,
   requiredString,
+  serverSettings,
 } from "@dispatch/runtime";
 
 /** Payments' environment, validated at startup. */
 export function paymentsConfig(env: NodeJS.ProcessEnv = process.env) {
   return loadConfig(
     {
+      ...serverSettings(),
       PORT: port(50054),
       ADMIN_PORT: port(51054),
       DATABASE_URL: optionalString(),

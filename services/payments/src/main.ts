@@ -46,6 +46,8 @@ export async function startPayments(
     name: "payments",
     services: [paymentsRpc(new Payments(repo, provider))],
     port: config.PORT,
+    maxInFlight: config.MAX_IN_FLIGHT,
+    shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
     adminPort: config.ADMIN_PORT,
     logger,
     readiness: () => database.ping(),
