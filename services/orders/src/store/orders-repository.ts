@@ -1,5 +1,5 @@
 import type { Database } from "@dispatch/db";
-import { and, asc, desc, eq, inArray, sql } from "drizzle-orm";
+import { and, asc, desc, eq, inArray, ne, sql } from "drizzle-orm";
 import { ACTIVE_STATUSES, type Order, type OrderItem, type OrderStatus } from "../domain/order.ts";
 import type { NewOrder, OrdersRepository, OutboxEvent } from "../domain/ports.ts";
 import { orderEventRow } from "./outbox.ts";
@@ -28,13 +28,16 @@ export class PgOrdersRepository implements OrdersRepository {
 
   async insert(o: NewOrder, event: (order: Order) => OutboxEvent): Promise<Order | undefined> {
     return this.db.transaction(async (tx) => {
+      // The local copy of the restaurant's name. An upsert would lock the restaurant's row for the whole
+      // transaction and serialize every order of a popular restaurant; this locks it only on a rename.
       await tx
         .insert(restaurants)
         .values({ id: o.restaurantId, name: o.restaurantName })
-        .onConflictDoUpdate({
-          target: restaurants.id,
-          set: { name: o.restaurantName, updatedAt: sql`now()` },
-        });
+        .onConflictDoNothing({ target: restaurants.id });
+      await tx
+        .update(restaurants)
+        .set({ name: o.restaurantName, updatedAt: sql`now()` })
+        .where(and(eq(restaurants.id, o.restaurantId), ne(restaurants.name, o.restaurantName)));
       const [row] = await tx
         .insert(orders)
         .values({
