@@ -9,7 +9,7 @@ export interface BreakerOptions {
   errorThresholdPercentage?: number;
   /** Calls in the window before it may open at all. Default 10. */
   volumeThreshold?: number;
-  /** Length of the statistics window. Default 10000 ms. */
+  /** Length of the statistics window: short, so an endpoint that dies under load trips it within a second. Default 1000 ms. */
   rollingCountTimeoutMs?: number;
 }
 
@@ -33,8 +33,15 @@ type Thunk = () => Promise<unknown>;
 
 /** The call was not sent: the endpoint's breaker is open. */
 export class CircuitOpenError extends ConnectError {
+  readonly circuitOpen = true;
+
   constructor(message: string) {
     super(message, Code.Unavailable);
+  }
+
+  // ConnectError's own Symbol.hasInstance would call every ConnectError a CircuitOpenError.
+  static override [Symbol.hasInstance](v: unknown): boolean {
+    return typeof v === "object" && v !== null && (v as { circuitOpen?: unknown }).circuitOpen === true;
   }
 }
 
@@ -46,6 +53,7 @@ export class BreakerRegistry {
     private readonly name: string,
     private readonly opts: BreakerOptions,
     private readonly logger: Logger | undefined,
+    private readonly onOpen?: (endpoint: string, method: string) => void,
   ) {}
 
   isOpen(endpoint: string, method: string): boolean {
@@ -80,11 +88,14 @@ export class BreakerRegistry {
         resetTimeout: this.opts.resetTimeoutMs ?? 5000,
         errorThresholdPercentage: this.opts.errorThresholdPercentage ?? 50,
         volumeThreshold: this.opts.volumeThreshold ?? 10,
-        rollingCountTimeout: this.opts.rollingCountTimeoutMs ?? 10_000,
+        rollingCountTimeout: this.opts.rollingCountTimeoutMs ?? 1000,
         errorFilter: isCallerError,
       });
       const fields = { target: this.name, endpoint, method };
-      b.on("open", () => this.logger?.warn(fields, "circuit opened"));
+      b.on("open", () => {
+        this.logger?.warn(fields, "circuit opened");
+        this.onOpen?.(endpoint, method);
+      });
       b.on("halfOpen", () => this.logger?.info(fields, "circuit half-open: probing"));
       b.on("close", () => this.logger?.info(fields, "circuit closed"));
       this.breakers.set(key, b);

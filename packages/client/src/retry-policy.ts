@@ -85,3 +85,28 @@ export function pushback(err: ConnectError): number | "stop" | undefined {
   if (v === null) return undefined;
   return /^\d+$/.test(v) ? Number(v) : "stop";
 }
+
+/** Node error codes meaning the request never reached a server: no connection, or a stream it refused. */
+const unsentCodes = new Set([
+  "ECONNREFUSED",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "ERR_HTTP2_GOAWAY_SESSION",
+  "ERR_HTTP2_INVALID_SESSION",
+]);
+
+/**
+ * True when the call provably never reached the server's application: the connection could not be made,
+ * the stream was refused (REFUSED_STREAM, as a draining server answers), or the breaker stopped it.
+ * gRFC A6 retries such calls transparently, whatever the method's idempotency.
+ */
+export function neverSent(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && unsentCodes.has(code)) return true;
+    if (e.message.includes("REFUSED_STREAM")) return true;
+  }
+  return false;
+}
