@@ -1,0 +1,101 @@
+import { createClient, transportOf } from "@dispatch/client";
+import { CatalogService } from "@dispatch/gen/dispatch/catalog/v1/catalog_pb.ts";
+import { createTestDatabase, type ServiceProcess, startServiceProcess } from "@dispatch/testing";
+import pino from "pino";
+import { expect, it } from "vitest";
+import { demoMenu, type Outcome, onCleanup, openLoop, percentile, record, round, timed } from "./harness.ts";
+
+const RESET_MS = 1000;
+
+/**
+ * Scenario 2 — dead downstream. Catalog is killed (SIGKILL) under 200 calls/s of GetMenu, then started
+ * again. Bars: the breaker opens within 1 s; while open, calls fail in under 2 ms (p99) and nothing
+ * queues; once catalog is back, traffic recovers within one half-open period (resetTimeoutMs).
+ */
+it("a killed catalog trips the breaker within 1 s, fails fast while open, and recovers in one half-open period", async () => {
+  const db = await createTestDatabase("dispatch_fault_catalog");
+  onCleanup(() => db.drop());
+  let catalog: ServiceProcess = await startServiceProcess("catalog", { DATABASE_URL: db.url });
+  onCleanup(() => catalog.stop());
+  const { restaurantId } = await demoMenu(catalog.port);
+
+  const t0 = performance.now();
+  const transitions: { at: number; msg: string }[] = [];
+  const logger = pino(
+    { level: "info" },
+    {
+      write: (line: string) =>
+        void transitions.push({ at: performance.now() - t0, msg: JSON.parse(line).msg }),
+    },
+  );
+  const client = createClient(CatalogService, {
+    target: `127.0.0.1:${catalog.port}`,
+    name: "catalog",
+    breaker: { resetTimeoutMs: RESET_MS },
+    logger,
+  });
+  const endpoint = transportOf(client)!.balancer.list()[0]!;
+  const path = "dispatch.catalog.v1.CatalogService/GetMenu";
+  const breakerOpen = () => transportOf(client)!.breakers.isOpen(endpoint.url, path);
+
+  // Calls in flight, sampled every 2 ms, with whether the breaker was open then.
+  const queue: { at: number; inFlight: number; open: boolean }[] = [];
+  const sampler = setInterval(
+    () => queue.push({ at: performance.now() - t0, inFlight: endpoint.inFlight, open: breakerOpen() }),
+    2,
+  );
+
+  const outcomes: Outcome[] = [];
+  let killedAt = 0;
+  let servingAt = 0;
+  const load = openLoop(200, 9000, () => timed(t0, outcomes, () => client.getMenu({ restaurantId })));
+  await new Promise((r) => setTimeout(r, 2000));
+  killedAt = performance.now() - t0;
+  catalog.child.kill("SIGKILL");
+  await new Promise((r) => setTimeout(r, 2000));
+  catalog = await startServiceProcess("catalog", { DATABASE_URL: db.url, PORT: String(catalog.port) });
+  servingAt = performance.now() - t0;
+  await load;
+  clearInterval(sampler);
+
+  const openedAt = transitions.find((t) => t.msg === "circuit opened" && t.at > killedAt)?.at;
+  const fastFails = outcomes.filter((o) => o.message?.startsWith("circuit open"));
+  const firstOkAfterServing = outcomes
+    .filter((o) => o.code === 0 && o.at > servingAt)
+    .sort((a, b) => a.at - b.at)[0];
+  const whileOpen = queue.filter((q) => q.open);
+  const figures = {
+    calls: outcomes.length,
+    breakerOpenAfterKillMs: openedAt === undefined ? null : round(openedAt - killedAt),
+    failedFastWhileOpen: fastFails.length,
+    failFastP50Ms: round(
+      percentile(
+        fastFails.map((o) => o.ms),
+        50,
+      ),
+      2,
+    ),
+    failFastP99Ms: round(
+      percentile(
+        fastFails.map((o) => o.ms),
+        99,
+      ),
+      2,
+    ),
+    maxInFlightWhileOpen: Math.max(...whileOpen.map((q) => q.inFlight)),
+    catalogDownMs: round(servingAt - killedAt),
+    recoveredAfterServingMs: firstOkAfterServing ? round(firstOkAfterServing.at - servingAt) : null,
+    halfOpenPeriodMs: RESET_MS,
+    transitions: transitions.filter((t) => t.msg.startsWith("circuit")).length,
+    okAtEnd: outcomes.filter((o) => o.at > servingAt + RESET_MS + 200).every((o) => o.code === 0),
+  };
+  record("2-dead-downstream", figures);
+  expect(openedAt).toBeDefined();
+  expect(figures.breakerOpenAfterKillMs!).toBeLessThanOrEqual(1000);
+  expect(fastFails.length).toBeGreaterThan(100);
+  expect(figures.failFastP99Ms).toBeLessThan(2);
+  // nothing queues: at most the one half-open probe is ever in flight while the breaker is open
+  expect(figures.maxInFlightWhileOpen).toBeLessThanOrEqual(1);
+  expect(figures.recoveredAfterServingMs!).toBeLessThanOrEqual(RESET_MS + 100);
+  expect(figures.okAtEnd).toBe(true);
+});

@@ -1,0 +1,106 @@
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { CatalogService, GetMenuRequestSchema } from "@dispatch/gen/dispatch/catalog/v1/catalog_pb.ts";
+import { Health, HealthCheckResponse_ServingStatus } from "@dispatch/gen/grpc/health/v1/health_pb.ts";
+import { createTestDatabase, startServiceProcess, testClient } from "@dispatch/testing";
+import { expect, it } from "vitest";
+import { demoMenu, onCleanup, record, round, rssMb, sleep } from "./harness.ts";
+
+const MAX_IN_FLIGHT = 32;
+const loadgen = fileURLToPath(new URL("./loadgen.ts", import.meta.url));
+
+interface LoadResult {
+  seconds: number;
+  total: number;
+  rate: number;
+  byStatus: Record<string, number>;
+  okP50: number;
+  okP99: number;
+  okMax: number;
+}
+
+async function drive(port: number, body: Uint8Array, mode: string, ms: number): Promise<LoadResult> {
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      loadgen,
+      String(port),
+      "/dispatch.catalog.v1.CatalogService/GetMenu",
+      Buffer.from(body).toString("hex"),
+      mode,
+      String(ms),
+      "8",
+    ],
+    { maxBuffer: 1 << 20 },
+  );
+  return JSON.parse(stdout.trim().split("\n").at(-1)!);
+}
+
+/**
+ * Scenario 6 — overload. Catalog (MAX_IN_FLIGHT=32) is measured at its capacity (closed loop, 32 calls in
+ * flight), then offered five times that rate (open loop). Bars: the excess is shed with
+ * RESOURCE_EXHAUSTED (nothing else fails), admitted calls keep a bounded p99, memory stays bounded, and
+ * catalog is SERVING and answering afterwards.
+ */
+it("catalog under 5x its capacity sheds the excess and stays healthy", async () => {
+  const db = await createTestDatabase("dispatch_fault_catalog");
+  onCleanup(() => db.drop());
+  const catalog = await startServiceProcess("catalog", {
+    DATABASE_URL: db.url,
+    MAX_IN_FLIGHT: String(MAX_IN_FLIGHT),
+  });
+  onCleanup(() => catalog.stop());
+  const { restaurantId } = await demoMenu(catalog.port);
+  const body = toBinary(GetMenuRequestSchema, create(GetMenuRequestSchema, { restaurantId }));
+  const pid = catalog.child.pid!;
+
+  await drive(catalog.port, body, `closed:${MAX_IN_FLIGHT}`, 2000); // warm-up
+  const idleRss = rssMb(pid);
+  const capacity = await drive(catalog.port, body, `closed:${MAX_IN_FLIGHT}`, 4000);
+  const offered = Math.round(capacity.rate * 5);
+
+  let peakRss = idleRss;
+  const sampler = setInterval(() => {
+    peakRss = Math.max(peakRss, rssMb(pid));
+  }, 100);
+  const overload = await drive(catalog.port, body, `open:${offered}`, 6000);
+  clearInterval(sampler);
+  await sleep(500);
+
+  const health = await testClient(Health, catalog.port).check({ service: "" });
+  const menu = await testClient(CatalogService, catalog.port).getMenu({ restaurantId });
+  const shed = overload.byStatus["8"] ?? 0;
+  const ok = overload.byStatus["0"] ?? 0;
+  const figures = {
+    maxInFlight: MAX_IN_FLIGHT,
+    capacityRps: round(capacity.rate),
+    capacityP99Ms: round(capacity.okP99, 2),
+    offeredRps: offered,
+    achievedOfferRps: round(overload.rate),
+    offeredOverCapacity: round(overload.rate / capacity.rate, 2),
+    admittedRps: round(ok / overload.seconds),
+    shed,
+    shedShare: round(shed / overload.total, 3),
+    otherStatuses: Object.fromEntries(
+      Object.entries(overload.byStatus).filter(([k]) => k !== "0" && k !== "8"),
+    ),
+    admittedP50Ms: round(overload.okP50, 2),
+    admittedP99Ms: round(overload.okP99, 2),
+    idleRssMb: round(idleRss),
+    peakRssMb: round(peakRss),
+    servingAfter: HealthCheckResponse_ServingStatus[health.status],
+  };
+  record("6-overload", figures);
+
+  expect(figures.offeredOverCapacity).toBeGreaterThanOrEqual(4.5);
+  expect(shed).toBeGreaterThan(0);
+  expect(figures.otherStatuses).toEqual({});
+  expect(figures.admittedP99Ms).toBeLessThanOrEqual(Math.max(250, capacity.okP99 * 5));
+  expect(peakRss - idleRss).toBeLessThan(150);
+  expect(figures.servingAfter).toBe("SERVING");
+  expect(menu.items.length).toBeGreaterThan(0);
+});
