@@ -1,9 +1,6 @@
 import { mkdirSync } from "node:fs";
-import { PGlite } from "@electric-sql/pglite";
 import { sql } from "drizzle-orm";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
-import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
-import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
@@ -77,6 +74,18 @@ export async function openDatabase<TSchema extends Record<string, unknown>>(
     };
   }
 
+  // Loaded only when used: a service with DATABASE_URL never pays for PGlite, and the bundled images
+  // (which always run against PostgreSQL) leave it out.
+  const [{ PGlite }, { drizzle: drizzlePglite }, { migrate: migratePglite }] = await Promise.all([
+    import("@electric-sql/pglite"),
+    import("drizzle-orm/pglite"),
+    import("drizzle-orm/pglite/migrator"),
+  ]).catch((err: unknown) => {
+    throw new Error(
+      `${opts.service}: DATABASE_URL is not set and the embedded PGlite is not part of this build; set DATABASE_URL`,
+      { cause: err },
+    );
+  });
   const inMemory = !opts.dataDir || opts.dataDir === "memory://";
   if (!inMemory) mkdirSync(opts.dataDir!, { recursive: true });
   const client = inMemory ? new PGlite() : new PGlite(opts.dataDir);

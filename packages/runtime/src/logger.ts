@@ -1,5 +1,7 @@
+import { createRequire } from "node:module";
 import pino, { type Logger } from "pino";
-import pretty from "pino-pretty";
+
+const requireOptional = createRequire(import.meta.url);
 
 export type { Logger };
 
@@ -11,6 +13,8 @@ export function createLogger(opts: { name: string; level?: string }): Logger {
   const level = opts.level ?? process.env.LOG_LEVEL ?? "info";
   const options = { name: opts.name, level, base: { service: opts.name } };
   if (process.env.NODE_ENV !== "production" && process.stdout.isTTY) {
+    // Required only here, so the production bundles need not carry a pretty-printer.
+    const pretty = requireOptional("pino-pretty") as typeof import("pino-pretty");
     return pino(
       options,
       pretty({ colorize: true, ignore: "pid,hostname,service", translateTime: "SYS:HH:MM:ss.l" }),
