@@ -10,7 +10,8 @@ import {
   HealthCheckResponseSchema,
 } from "@dispatch/gen/grpc/health/v1/health_pb.ts";
 
-const port = Number(process.argv[2] ?? process.env.PORT);
+// The gRPC port serve() listens on: INTERNAL_PORT where a service also has a public port (the gateway).
+const port = Number(process.argv[2] ?? process.env.INTERNAL_PORT ?? process.env.PORT);
 const service = process.argv[3] ?? "";
 
 function probe(): Promise<string> {
