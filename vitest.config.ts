@@ -7,6 +7,7 @@ export default defineConfig({
       "packages/*/test/**/*.spec.ts",
       "services/*/test/**/*.spec.ts",
       "test/**/*.spec.ts",
+      "deploy/test/**/*.spec.ts",
     ],
     testTimeout: 30_000,
     hookTimeout: 60_000,
