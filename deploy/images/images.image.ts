@@ -194,6 +194,24 @@ describe.each(services)("image of $service", (spec) => {
     if (spec.service === "identity") delete env.IDENTITY_URL;
 
     const container = await buildah(["from", image]);
+    if (env.DATABASE_URL) {
+      // What the Kubernetes migration Job runs; the service then starts with MIGRATIONS=wait.
+      const { stdout } = await exec("buildah", [
+        "--storage-driver",
+        "vfs",
+        "run",
+        "--isolation",
+        "chroot",
+        "--env",
+        `DATABASE_URL=${env.DATABASE_URL}`,
+        container,
+        "--",
+        ...config.entrypoint,
+        "migrate",
+      ]);
+      expect(stdout).toContain(`${spec.service}: migrations applied`);
+      env.MIGRATIONS = "wait";
+    }
     const started = performance.now();
     const proc = runContainer(container, config.entrypoint, env);
     const grpcPort = ports.INTERNAL_PORT ?? ports.PORT!;

@@ -1,5 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { sql } from "drizzle-orm";
+import { readMigrationFiles } from "drizzle-orm/migrator";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
@@ -58,7 +59,10 @@ export async function openDatabase<TSchema extends Record<string, unknown>>(
     const wrapped = cancellable(client, opts.signal ?? (() => undefined), gate);
     const db = drizzlePostgres(wrapped, { schema: opts.schema, ...(logger ? { logger } : {}) });
     try {
-      await migratePostgres(db, { migrationsFolder: opts.migrationsFolder });
+      const mode = migrationMode();
+      if (mode === "wait") await waitForMigrations(client, opts.migrationsFolder, opts.service);
+      else await migratePostgres(db, { migrationsFolder: opts.migrationsFolder });
+      if (mode === "only") throw new MigrationsApplied(opts.service);
     } catch (err) {
       await client.end({ timeout: 1 });
       throw err;
@@ -116,5 +120,43 @@ async function withTimeout(work: Promise<unknown>, ms: number, what: string): Pr
     ]);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/**
+ * MIGRATIONS (PostgreSQL only): "apply" (default) applies pending migrations at start; "wait" leaves
+ * them to someone else (a Kubernetes Job running `main.mjs migrate`) and holds start-up until the
+ * database has every migration this build ships, so a pod never serves an older schema; "only"
+ * (set by `main.mjs migrate`) applies them and stops.
+ */
+function migrationMode(): "apply" | "wait" | "only" {
+  const mode = process.env.MIGRATIONS ?? "apply";
+  if (mode === "apply" || mode === "wait" || mode === "only") return mode;
+  throw new Error(`MIGRATIONS must be apply, wait or only (got ${JSON.stringify(mode)})`);
+}
+
+/** Thrown after `MIGRATIONS=only` applied the migrations: the program's work is done (runMain exits 0). */
+export class MigrationsApplied extends Error {
+  override readonly name = "MigrationsApplied";
+  constructor(service: string) {
+    super(`${service}: migrations applied`);
+  }
+}
+
+async function waitForMigrations(client: postgres.Sql, folder: string, service: string): Promise<void> {
+  const want = readMigrationFiles({ migrationsFolder: folder }).map((m) => m.hash);
+  for (let logged = false; ; ) {
+    const have = await client<{ hash: string }[]>`select hash from drizzle.__drizzle_migrations`.then(
+      (rows) => new Set(rows.map((r) => r.hash)),
+      () => new Set<string>(),
+    );
+    if (want.every((h) => have.has(h))) return;
+    if (!logged) {
+      console.error(
+        `${service}: waiting for ${want.length - have.size} migration(s) to be applied (MIGRATIONS=wait)`,
+      );
+      logged = true;
+    }
+    await new Promise((r) => setTimeout(r, 1000));
   }
 }

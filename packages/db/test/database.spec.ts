@@ -155,3 +155,48 @@ describe.runIf(adminUrl)("openDatabase on PostgreSQL", () => {
     }
   });
 });
+
+describe.runIf(adminUrl)("migrations run apart from the service (MIGRATIONS=wait | only)", () => {
+  it("holds a waiting service's start until a migrate run has applied every migration", async () => {
+    const name = `dispatch_test_migrate_${process.pid}_${Date.now()}`;
+    const admin = postgres(adminUrl!, { max: 1, onnotice: () => {} });
+    await admin.unsafe(`create database "${name}"`);
+    const u = new URL(adminUrl!);
+    u.pathname = `/${name}`;
+    const saved = process.env.MIGRATIONS;
+    try {
+      process.env.MIGRATIONS = "wait";
+      let opened = false;
+      const waiting = openDatabase({ service: "test", url: u.toString(), schema, migrationsFolder }).then(
+        (d) => {
+          opened = true;
+          return d;
+        },
+      );
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(opened).toBe(false);
+
+      process.env.MIGRATIONS = "only";
+      const err = await openDatabase({ service: "test", url: u.toString(), schema, migrationsFolder }).then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      expect(err?.name).toBe("MigrationsApplied");
+
+      const database = await waiting;
+      expect(opened).toBe(true);
+      await database.db.insert(notes).values({ id: 1, body: "schema is there" });
+      await database.close();
+
+      process.env.MIGRATIONS = "sometimes";
+      await expect(
+        openDatabase({ service: "test", url: u.toString(), schema, migrationsFolder }),
+      ).rejects.toThrow("MIGRATIONS must be apply, wait or only");
+    } finally {
+      if (saved === undefined) delete process.env.MIGRATIONS;
+      else process.env.MIGRATIONS = saved;
+      await admin.unsafe(`drop database if exists "${name}" with (force)`);
+      await admin.end();
+    }
+  });
+});
