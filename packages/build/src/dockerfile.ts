@@ -1,3 +1,7 @@
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
 /** The Dockerfile every service ships; `pnpm new-service` writes it for new services too. */
 export interface ImageSpec {
   service: string;
@@ -7,6 +11,8 @@ export interface ImageSpec {
   ports: number[];
   /** Environment baked in as defaults (PORT, ADMIN_PORT, …); compose and Kubernetes override them. */
   env: Record<string, string>;
+  /** Owns a database: the image carries its SQL migrations. */
+  database: boolean;
 }
 
 export function dockerfile(spec: ImageSpec): string {
@@ -20,7 +26,7 @@ export function dockerfile(spec: ImageSpec): string {
 #
 # Stage 1 installs only what ${service} needs from the lockfile and bundles it with esbuild (tree-shaken,
 # minified, one file). Stage 2 is a slim Node 24 base holding only what the service runs (the bundle,
-# a health probe${service === "gateway" ? "" : ", the SQL migrations"}): no package manager, no node_modules, no sources, no tests.
+# a health probe${spec.database ? ", the SQL migrations" : ""}): no package manager, no node_modules, no sources, no tests.
 # Both bases are build arguments, so a mirror or another slim base (e.g. node:24-alpine) can be used.
 ARG BUILD_BASE=node:24-bookworm-slim
 ARG RUNTIME_BASE=gcr.io/distroless/nodejs24-debian12:nonroot
@@ -38,7 +44,7 @@ RUN node packages/build/src/bundle.ts ${service}
 FROM \${RUNTIME_BASE}
 WORKDIR /app
 COPY --from=build /src/services/${service}/dist/ /app/dist/
-${service === "gateway" ? "" : `COPY --from=build /src/services/${service}/migrations/ /app/migrations/\n`}# distroless keeps node in /nodejs/bin; other bases have it in /usr/local/bin.
+${spec.database ? `COPY --from=build /src/services/${service}/migrations/ /app/migrations/\n` : ""}# distroless keeps node in /nodejs/bin; other bases have it in /usr/local/bin.
 ENV PATH=/nodejs/bin:/usr/local/bin:/usr/bin:/bin \\
     ${env}
 # The distroless "nonroot" user; any base works with a numeric id.
@@ -52,26 +58,30 @@ ENTRYPOINT ["node", "/app/dist/main.mjs"]
 `;
 }
 
-/** The six services as they ship (ports from ARCHITECTURE.md). */
-export const services: ImageSpec[] = [
-  spec("identity", "accounts, access and refresh tokens, devices", 50051),
-  spec("catalog", "restaurants, menus and prices", 50052),
-  spec("orders", "orders, their status history and outbox", 50053),
-  spec("payments", "payments with idempotency keys and provider webhooks", 50054),
-  spec("notifications", "push notifications through a queue", 50055),
-  {
-    service: "gateway",
-    description: "the public edge: Connect, gRPC-Web and gRPC for the apps",
-    ports: [8080, 50050, 51050],
-    env: { PORT: "8080", INTERNAL_PORT: "50050", ADMIN_PORT: "51050" },
-  },
-];
-
-export function spec(service: string, description: string, port: number): ImageSpec {
-  return {
-    service,
-    description,
-    ports: [port, port + 1000],
-    env: { PORT: String(port), ADMIN_PORT: String(port + 1000) },
-  };
+export interface ServiceEntry {
+  service: string;
+  description: string;
+  /** gRPC port (the gateway: its public HTTP port; its gRPC port is internalPort). Admin HTTP: gRPC + 1000. */
+  port: number;
+  internalPort?: number;
+  /** Owns a PostgreSQL database. */
+  database: boolean;
 }
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "../../..");
+
+/** Every service that ships, from deploy/services.json (`pnpm new-service` appends to it). */
+export function serviceEntries(): ServiceEntry[] {
+  return JSON.parse(readFileSync(join(root, "deploy/services.json"), "utf8")) as ServiceEntry[];
+}
+
+export function imageSpec(e: ServiceEntry): ImageSpec {
+  const grpc = e.internalPort ?? e.port;
+  const env: Record<string, string> = { PORT: String(e.port) };
+  if (e.internalPort) env.INTERNAL_PORT = String(e.internalPort);
+  env.ADMIN_PORT = String(grpc + 1000);
+  const ports = [...new Set([e.port, grpc, grpc + 1000])];
+  return { service: e.service, description: e.description, ports, env, database: e.database };
+}
+
+export const services: ImageSpec[] = serviceEntries().map(imageSpec);
