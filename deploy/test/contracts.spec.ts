@@ -57,13 +57,18 @@ describe("pnpm contracts:check", () => {
     const { code, output } = await check(dir);
     expect(code).not.toBe(0);
     expect(output).toContain("== buf breaking");
-    expect(output).toMatch(/orders\.proto:\d+:\d+:.*"3".*"quantity"|Previously present field "3" with name "quantity"/);
+    expect(output).toMatch(
+      /orders\.proto:\d+:\d+:.*"3".*"quantity"|Previously present field "3" with name "quantity"/,
+    );
     expect(output).not.toContain("contracts ok");
   });
 
   it("passes an added field (after regenerating gen/)", async () => {
     const dir = await copyWith((p) =>
-      p.replace("  int32 quantity = 3;", "  int32 quantity = 3;\n  // Free text for the kitchen.\n  string note = 9;"),
+      p.replace(
+        "  int32 quantity = 3;",
+        "  int32 quantity = 3;\n  // Free text for the kitchen.\n  string note = 9;",
+      ),
     );
     await run("node_modules/.bin/buf", ["generate"], { cwd: dir });
     const { code, output } = await check(dir);

@@ -8,13 +8,13 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
-import { dockerfile, type ImageSpec, services } from "./dockerfile.ts";
+import { dockerfile, type ImageSpec, imageSpec, serviceEntries } from "./dockerfile.ts";
 import { manifestFor, serviceFiles } from "./k8s.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../../..");
 
 /** Every file this writes, path relative to the repository -> content. */
-export function deployFiles(specs: ImageSpec[] = services): Record<string, string> {
+export function deployFiles(specs: ImageSpec[] = serviceEntries().map(imageSpec)): Record<string, string> {
   const files: Record<string, string> = {};
   for (const spec of specs) {
     files[`services/${spec.service}/Dockerfile`] = dockerfile(spec);
