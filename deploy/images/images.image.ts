@@ -51,6 +51,7 @@ afterAll(async () => {
   for (const d of databases) await d.drop().catch(() => {});
   // Keep the local bases (they make the next run fast); the service images are rebuilt every run.
   for (const s of services) await buildah(["rmi", `dispatch/${s.service}:test`]).catch(() => {});
+  await buildah(["rmi", "--prune"]).catch(() => {});
   mkdirSync(join(repo, "deploy/images/.results"), { recursive: true });
   writeFileSync(join(repo, "deploy/images/.results/images.json"), `${JSON.stringify(figures, null, 2)}\n`);
   console.log(`[images] ${JSON.stringify(figures)}`);

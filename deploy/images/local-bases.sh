@@ -8,6 +8,8 @@
 set -euo pipefail
 node_bin=${1:-$(command -v node)}
 "$node_bin" -e 'if (+process.versions.node.split(".")[0] !== 24) { console.error("need Node 24, got " + process.version); process.exit(1) }'
+# The binary itself, not a shim script (node_modules/.bin/node is one).
+node_bin=$("$node_bin" -p process.execPath)
 b() { buildah --storage-driver vfs "$@"; }
 
 # Every shared library a binary needs, with the loader, at their own paths.
@@ -51,7 +53,10 @@ build_build() {
   copy_libs "$root" "$node_bin" /bin/sh /usr/bin/env
   cp -L /bin/sh "$root/bin/sh"
   cp -L /usr/bin/env "$root/usr/bin/env"
-  cp -a "$(npm root -g 2>/dev/null)/npm" "$root/usr/local/lib/npm"
+  # npm's own package, wherever this machine keeps it (npm root -g would answer for the Node on PATH).
+  local npm_dir; npm_dir=$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")
+  [ -f "$npm_dir/package.json" ] || { echo "npm not found (looked in $npm_dir)" >&2; exit 1; }
+  cp -a "$npm_dir" "$root/usr/local/lib/npm"
   ln -s ../lib/npm/bin/npm-cli.js "$root/usr/local/bin/npm"
   cp -L /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
   passwd_files "$root"
