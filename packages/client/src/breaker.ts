@@ -1,6 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import CircuitBreaker from "opossum";
 import type { Logger } from "pino";
+import { breakerChanged } from "./metrics.ts";
 
 export interface BreakerOptions {
   /** How long the breaker stays open before a half-open probe. Default 5000 ms. */
@@ -94,10 +95,17 @@ export class BreakerRegistry {
       const fields = { target: this.name, endpoint, method };
       b.on("open", () => {
         this.logger?.warn(fields, "circuit opened");
+        breakerChanged(this.name, endpoint, method, "open");
         this.onOpen?.(endpoint, method);
       });
-      b.on("halfOpen", () => this.logger?.info(fields, "circuit half-open: probing"));
-      b.on("close", () => this.logger?.info(fields, "circuit closed"));
+      b.on("halfOpen", () => {
+        this.logger?.info(fields, "circuit half-open: probing");
+        breakerChanged(this.name, endpoint, method, "halfOpen");
+      });
+      b.on("close", () => {
+        this.logger?.info(fields, "circuit closed");
+        breakerChanged(this.name, endpoint, method, "closed");
+      });
       this.breakers.set(key, b);
     }
     return b;

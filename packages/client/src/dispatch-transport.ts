@@ -19,6 +19,7 @@ import {
   type Target,
 } from "./balancer.ts";
 import { type BreakerOptions, BreakerRegistry, CircuitOpenError } from "./breaker.ts";
+import { budgetSpent, ClientMethodMetrics } from "./metrics.ts";
 import {
   neverSent,
   pushback,
@@ -54,6 +55,7 @@ interface UnaryCall<I extends DescMessage, O extends DescMessage> {
   input: MessageInitShape<I>;
   contextValues: ContextValues | undefined;
   deadline: number;
+  metrics: ClientMethodMetrics;
 }
 
 /** Codes that say an endpoint is unwell (for outlier ejection); others describe the call. */
@@ -72,6 +74,21 @@ export class DispatchTransport implements Transport {
   private readonly throttle: RetryThrottle;
   /** Attempts sent, first ones, retries, hedges and transparent retries; for tests and metrics. */
   attempts = 0;
+  private readonly metrics = new Map<string, ClientMethodMetrics>();
+
+  private metricsFor(method: {
+    parent: { typeName: string };
+    name: string;
+    methodKind: string;
+  }): ClientMethodMetrics {
+    const key = `${method.parent.typeName}/${method.name}`;
+    let m = this.metrics.get(key);
+    if (!m) {
+      m = new ClientMethodMetrics(this.opts.name, method.methodKind, method.parent.typeName, method.name);
+      this.metrics.set(key, m);
+    }
+    return m;
+  }
 
   constructor(private readonly opts: TransportOptions) {
     this.retry = opts.retry === false ? undefined : new RetryPolicy(opts.retry);
@@ -98,6 +115,27 @@ export class DispatchTransport implements Transport {
     input: MessageInitShape<I>,
     contextValues?: ContextValues,
   ): Promise<UnaryResponse<I, O>> {
+    const metrics = this.metricsFor(method);
+    const since = metrics.start();
+    try {
+      const res = await this.unaryCall(method, metrics, signal, timeoutMs, header, input, contextValues);
+      metrics.done(0, since);
+      return res;
+    } catch (err) {
+      metrics.done(ConnectError.from(err).code, since);
+      throw err;
+    }
+  }
+
+  private async unaryCall<I extends DescMessage, O extends DescMessage>(
+    method: DescMethodUnary<I, O>,
+    metrics: ClientMethodMetrics,
+    signal: AbortSignal | undefined,
+    timeoutMs: number | undefined,
+    header: HeadersInit | undefined,
+    input: MessageInitShape<I>,
+    contextValues?: ContextValues,
+  ): Promise<UnaryResponse<I, O>> {
     const prepared = this.prepare(method, signal, timeoutMs, header);
     const call: UnaryCall<I, O> = {
       method,
@@ -107,6 +145,7 @@ export class DispatchTransport implements Transport {
       input,
       contextValues,
       deadline: Date.now() + prepared.timeoutMs,
+      metrics,
     };
     await this.balancer.ready();
     if (this.opts.hedging && method.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS)
@@ -119,14 +158,12 @@ export class DispatchTransport implements Transport {
       } catch (err) {
         const e = ConnectError.from(err);
         // Retry only what the contract says is safe, on retryable codes, within attempts, budget and deadline.
-        if (
-          !retry ||
-          !retry.retryableCode(e.code) ||
-          attempt >= retry.maxAttempts ||
-          !this.throttle.allowsRetry ||
-          call.signal?.aborted
-        )
+        if (!retry || !retry.retryableCode(e.code) || attempt >= retry.maxAttempts || call.signal?.aborted)
           throw err;
+        if (!this.throttle.allowsRetry) {
+          budgetSpent(this.opts.name);
+          throw err;
+        }
         if (
           err instanceof CircuitOpenError &&
           this.balancer.list().every((x) => this.breakers.isOpen(x.url, call.path))
@@ -137,6 +174,7 @@ export class DispatchTransport implements Transport {
         const wait = push ?? retry.backoffMs(attempt);
         if (Date.now() + wait >= call.deadline) throw err;
         await sleep(wait, call.signal);
+        metrics.retry("policy");
       }
     }
   }
@@ -181,6 +219,7 @@ export class DispatchTransport implements Transport {
           );
         const others = this.balancer.list().some((e) => !tried.has(e));
         if (!unsent || !others || signal?.aborted || Date.now() >= call.deadline) throw err;
+        call.metrics.retry("transparent");
       } finally {
         endpoint.inFlight--;
       }
@@ -210,7 +249,11 @@ export class DispatchTransport implements Transport {
       };
       const launch = () => {
         if (settled || cancels.length >= max || call.signal?.aborted) return;
-        if (cancels.length > 0 && !this.throttle.allowsRetry) return;
+        if (cancels.length > 0 && !this.throttle.allowsRetry) {
+          budgetSpent(this.opts.name);
+          return;
+        }
+        if (cancels.length > 0) call.metrics.retry("hedge");
         const ac = new AbortController();
         cancels.push(ac);
         pending++;

@@ -1,3 +1,4 @@
+import { gauge, histogram } from "@dispatch/runtime";
 import type postgres from "postgres";
 
 /** Postgres' SQLSTATE for a statement cancelled on request. */
@@ -72,11 +73,14 @@ export function cancellable<T extends postgres.Sql>(
     get(target, prop) {
       if (prop === "unsafe") {
         return (query: string, params?: unknown[], options?: unknown) =>
-          gate.watch(
-            track(
-              target.unsafe(query, params as never, options as never) as unknown as PendingQuery,
-              gate.down ? gate.error() : currentSignal(),
+          timed(
+            gate.watch(
+              track(
+                target.unsafe(query, params as never, options as never) as unknown as PendingQuery,
+                gate.down ? gate.error() : currentSignal(),
+              ),
             ),
+            query,
           );
       }
       if (prop === "begin" || prop === "savepoint") {
@@ -134,11 +138,13 @@ export class DatabaseGate {
 
   private trip(cause: unknown): void {
     this.down = true;
+    unavailable.set(1);
     this.lastCause = cause;
     const tick = async () => {
       try {
         await this.probe();
         this.down = false;
+        unavailable.set(0);
         this.probing = undefined;
       } catch (err) {
         this.lastCause = err;
@@ -212,4 +218,64 @@ function classify(err: unknown): unknown {
   if (err instanceof DatabaseUnavailableError || err instanceof QueryCancelledError) return err;
   const code = (err as { code?: unknown } | undefined)?.code;
   return typeof code === "string" && UNAVAILABLE.has(code) ? new DatabaseUnavailableError(err) : err;
+}
+
+const querySeconds = histogram(
+  "dispatch_db_query_seconds",
+  "PostgreSQL statements by operation (the statement's first keyword), from send to result.",
+  ["operation", "outcome"],
+);
+const unavailable = gauge(
+  "dispatch_db_unavailable",
+  "1 while the database gate has found PostgreSQL unreachable and fails queries fast, else 0.",
+);
+const inFlight = gauge("dispatch_db_queries_in_flight", "PostgreSQL statements sent and not yet answered.");
+const OPERATIONS = new Set([
+  "select",
+  "insert",
+  "update",
+  "delete",
+  "with",
+  "begin",
+  "commit",
+  "rollback",
+  "savepoint",
+]);
+
+function operationOf(query: string): string {
+  const word = /^\s*(\w+)/.exec(query)?.[1]?.toLowerCase() ?? "";
+  return OPERATIONS.has(word) ? word : "other";
+}
+
+/** Observes a query's time and outcome when drizzle awaits it. */
+function timed(query: PendingQuery, text: string): PendingQuery {
+  const then = query.then.bind(query);
+  const operation = operationOf(text);
+  // biome-ignore lint/suspicious/noThenProperty: time the query drizzle awaits
+  query.then = ((resolve?: (v: unknown) => unknown, reject?: (e: unknown) => unknown) => {
+    const t0 = performance.now();
+    inFlight.inc();
+    const end = (outcome: string) => {
+      inFlight.dec();
+      querySeconds.observe({ operation, outcome }, (performance.now() - t0) / 1000);
+    };
+    return then(
+      (v: unknown) => {
+        end("ok");
+        return resolve ? resolve(v) : v;
+      },
+      (err: unknown) => {
+        end(
+          err instanceof QueryCancelledError
+            ? "cancelled"
+            : err instanceof DatabaseUnavailableError
+              ? "unavailable"
+              : "error",
+        );
+        if (reject) return reject(err);
+        throw err;
+      },
+    );
+  }) as PendingQuery["then"];
+  return query;
 }

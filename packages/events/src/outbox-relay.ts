@@ -1,7 +1,7 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import type { Client } from "@dispatch/client";
 import { EventSchema, type EventSubscriberService } from "@dispatch/gen/dispatch/events/v1/events_pb.ts";
-import { Poller } from "@dispatch/runtime";
+import { counter, gauge, Poller } from "@dispatch/runtime";
 import { sql } from "drizzle-orm";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import type { Logger } from "pino";
@@ -56,6 +56,7 @@ export class OutboxRelay {
   }
 
   start(): void {
+    relays.add(this);
     this.poller.start();
   }
 
@@ -65,7 +66,18 @@ export class OutboxRelay {
   }
 
   stop(): Promise<void> {
+    relays.delete(this);
     return this.poller.stop();
+  }
+
+  /** Undelivered events and the age of the oldest, in one query (read when Prometheus scrapes). */
+  async backlog(): Promise<{ events: number; lagSeconds: number }> {
+    const [row] = rowsOf<{ n: number | string; lag: number | string | null }>(
+      await this.opts.db.execute(
+        sql`select count(*) as n, extract(epoch from now() - min(created_at))::float8 as lag from outbox where published_at is null`,
+      ),
+    );
+    return { events: Number(row?.n ?? 0), lagSeconds: Number(row?.lag ?? 0) };
   }
 
   /** Seconds since the oldest undelivered event was written (0 when none): the relay's lag. */
@@ -87,7 +99,13 @@ export class OutboxRelay {
         try {
           const event = fromBinary(EventSchema, row.payload);
           for (const s of this.opts.subscribers) {
-            await s.client.handleEvent({ event }, { timeoutMs: this.opts.deliveryTimeoutMs ?? 5000 });
+            try {
+              await s.client.handleEvent({ event }, { timeoutMs: this.opts.deliveryTimeoutMs ?? 5000 });
+              deliveries.inc({ subscriber: s.name, result: "ok" });
+            } catch (err) {
+              deliveries.inc({ subscriber: s.name, result: "failed" });
+              throw err;
+            }
           }
           await this.opts.db.execute(
             sql`update outbox set published_at = now(), last_error = null where id = ${row.id}`,
@@ -151,3 +169,36 @@ export class OutboxRelay {
     return delivered;
   }
 }
+
+const relays = new Set<OutboxRelay>();
+const deliveries = counter(
+  "dispatch_outbox_deliveries_total",
+  "Event deliveries from the outbox relay, by subscriber and result (failed ones are retried).",
+  ["subscriber", "result"],
+);
+async function scrapeBacklog(): Promise<{ events: number; lagSeconds: number }> {
+  let events = 0;
+  let lagSeconds = 0;
+  for (const r of relays) {
+    const b = await r.backlog().catch(() => ({ events: 0, lagSeconds: 0 }));
+    events += b.events;
+    lagSeconds = Math.max(lagSeconds, b.lagSeconds);
+  }
+  return { events, lagSeconds };
+}
+gauge(
+  "dispatch_outbox_backlog",
+  "Outbox events written and not yet delivered to every subscriber.",
+  [],
+  async function () {
+    this.set((await scrapeBacklog()).events);
+  },
+);
+gauge(
+  "dispatch_outbox_lag_seconds",
+  "Age of the oldest undelivered outbox event (0 when none).",
+  [],
+  async function () {
+    this.set((await scrapeBacklog()).lagSeconds);
+  },
+);

@@ -1,9 +1,11 @@
 import { once } from "node:events";
 import http from "node:http";
+import { registry } from "./metrics.ts";
 
 /**
  * The admin port (HTTP/1.1) for orchestrators and humans: /healthz says the process is alive,
- * /readyz whether it should get traffic (503 while starting or draining).
+ * /readyz whether it should get traffic (503 while starting or draining), /metrics the Prometheus
+ * metrics of the whole process.
  */
 export async function startAdminServer(opts: {
   port: number;
@@ -19,6 +21,11 @@ export async function startAdminServer(opts: {
       res
         .writeHead(ready ? 200 : 503, { "content-type": "text/plain" })
         .end(ready ? "ready\n" : "not ready\n");
+    } else if (path === "/metrics") {
+      registry.metrics().then(
+        (text) => res.writeHead(200, { "content-type": registry.contentType }).end(text),
+        (err: Error) => res.writeHead(500, { "content-type": "text/plain" }).end(`${err.message}\n`),
+      );
     } else {
       res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
     }

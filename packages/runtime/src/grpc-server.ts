@@ -17,6 +17,7 @@ import {
   type RawMessage,
 } from "./grpc-protocol.ts";
 import type { HandlerContext, ServiceRegistration } from "./handler.ts";
+import { ServerMethodMetrics } from "./metrics.ts";
 
 type Kind = "unary" | "server_streaming" | "client_streaming" | "bidi_streaming";
 // biome-ignore lint/complexity/noBannedTypes: implementations are checked against descriptors at registration
@@ -31,6 +32,7 @@ interface MethodEntry {
   input: DescMessage;
   output: DescMessage;
   impl: AnyImpl | undefined;
+  metrics: ServerMethodMetrics;
 }
 
 const SUPPORTED_ENCODINGS = "identity,gzip,deflate";
@@ -83,6 +85,7 @@ export class GrpcServer {
         input: m.input,
         output: m.output,
         impl: impl[m.localName]?.bind(impl),
+        metrics: new ServerMethodMetrics(m.methodKind, service.typeName, m.name),
       });
     }
   }
@@ -170,6 +173,9 @@ export class GrpcServer {
     }
     // Shed load early and cheaply rather than queue without bound; health must answer under overload.
     if (this.calls.size >= this.opts.maxInFlight && entry.service !== "grpc.health.v1.Health") {
+      entry.metrics.shed();
+      entry.metrics.start();
+      entry.metrics.done(Code.ResourceExhausted, (performance.now() - started) / 1000);
       this.earlyStatus(
         stream,
         Code.ResourceExhausted,
@@ -184,6 +190,8 @@ export class GrpcServer {
     }
     const encoding = headers["grpc-encoding"];
     if (encoding !== undefined && encoding !== "identity" && encoding !== "gzip" && encoding !== "deflate") {
+      entry.metrics.start();
+      entry.metrics.done(Code.Unimplemented, (performance.now() - started) / 1000);
       this.earlyStatus(
         stream,
         Code.Unimplemented,
@@ -242,6 +250,7 @@ export class GrpcServer {
 
   /** @internal */
   log(call: ServerCall, code: Code, err?: unknown): void {
+    call.metrics.done(code, (performance.now() - call.startedAt) / 1000);
     const log = call.methodLog;
     const fields = {
       code: codeNames[code],
@@ -284,6 +293,7 @@ function respondHttp(stream: http2.ServerHttp2Stream, status: number, message: s
 
 /** One call in progress: its context for the handler, and its side of the HTTP/2 stream. */
 class ServerCall implements HandlerContext {
+  readonly metrics: ServerMethodMetrics;
   readonly service: string;
   readonly method: string;
   readonly deadline: number | undefined;
@@ -307,6 +317,8 @@ class ServerCall implements HandlerContext {
   ) {
     this.service = entry.service;
     this.method = entry.method;
+    this.metrics = entry.metrics;
+    entry.metrics.start();
     this.requestId = headerString(headers["x-request-id"]) || randomUUID();
     const enc = headers["grpc-encoding"];
     this.encoding = enc === "identity" ? undefined : headerString(enc);

@@ -32,5 +32,14 @@ export type {
 } from "./handler.ts";
 export type { ServingStatus } from "./health.ts";
 export { createLogger, type Logger } from "./logger.ts";
+export {
+  CODE_NAMES,
+  counter,
+  gauge,
+  grpcType,
+  histogram,
+  LATENCY_BUCKETS,
+  registry as metricsRegistry,
+} from "./metrics.ts";
 export { Poller } from "./poller.ts";
 export { type ServeOptions, type Server, serve } from "./serve.ts";

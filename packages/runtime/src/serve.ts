@@ -7,6 +7,7 @@ import { GrpcServer } from "./grpc-server.ts";
 import type { ServiceImpl, ServiceRegistration } from "./handler.ts";
 import { HealthRegistry, healthService, type ServingStatus } from "./health.ts";
 import { createLogger, type Logger } from "./logger.ts";
+import { registry, trackInFlight } from "./metrics.ts";
 import { reflectionServices } from "./reflection.ts";
 
 export interface ServeOptions<T extends readonly DescService[]> {
@@ -68,6 +69,8 @@ export async function serve<const T extends readonly DescService[]>(opts: ServeO
   for (const r of [...registrations, healthReg, ...reflectionServices(served)])
     grpc.register(r as ServiceRegistration);
 
+  registry.setDefaultLabels({ service: opts.name });
+  const untrack = trackInFlight(() => grpc.inFlight);
   grpc.http2.listen(opts.port ?? 50051, host);
   await once(grpc.http2, "listening");
   const port = (grpc.http2.address() as { port: number }).port;
@@ -133,6 +136,7 @@ export async function serve<const T extends readonly DescService[]>(opts: ServeO
         logger.error({ err }, "shutdown hook failed");
       }
       if (admin) await new Promise<void>((r) => admin.close(() => r()));
+      untrack();
       logger.info("stopped");
       logger.flush();
     })();

@@ -1,4 +1,4 @@
-import { type Logger, Poller } from "@dispatch/runtime";
+import { counter, gauge, type Logger, Poller } from "@dispatch/runtime";
 import type { AttemptRecord, ClaimedJob, DeviceDirectory, NotificationsRepository } from "./domain/ports.ts";
 import type { PushProvider } from "./domain/push.ts";
 
@@ -28,6 +28,10 @@ export class PushWorker {
   }
 
   start(): void {
+    const repo = this.opts.repo;
+    gauge("dispatch_push_queue_depth", "Push notifications queued and not yet sent.", [], async function () {
+      this.set(await repo.queueDepth().catch(() => 0));
+    });
     this.poller.start();
   }
 
@@ -55,7 +59,9 @@ export class PushWorker {
         if (group.length === 0) continue;
         const outcomes = await this.opts.providers[platform].send(group, message);
         for (const [i, device] of group.entries()) {
-          attempts.push({ device, outcome: outcomes[i] ?? { kind: "failed", error: "no outcome" } });
+          const outcome = outcomes[i] ?? { kind: "failed" as const, error: "no outcome" };
+          attempts.push({ device, outcome });
+          pushSends.inc({ platform, result: outcome.kind });
         }
       }
       for (const a of attempts.filter((x) => x.outcome.kind === "invalid_token")) {
@@ -81,3 +87,9 @@ export class PushWorker {
     }
   }
 }
+
+const pushSends = counter(
+  "dispatch_push_sends_total",
+  "Pushes handed to a provider, by platform (ios: APNs, android: FCM) and result.",
+  ["platform", "result"],
+);

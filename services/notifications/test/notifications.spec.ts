@@ -95,6 +95,12 @@ function user(devices: { deviceId: string; platform: Platform; pushToken: string
 
 describe(`notifications (${process.env.TEST_DATABASE_URL ? "postgres" : "pglite"})`, () => {
   it("queues a push and a worker delivers it to every device through FCM and APNs, with a delivery log", async () => {
+    const metric = async (name: string, labels: string) => {
+      const text = await (await fetch(`http://127.0.0.1:${server.adminPort}/metrics`)).text();
+      const line = text.split("\n").find((l) => l.startsWith(`${name}{`) && l.includes(labels));
+      return line ? Number(line.split(" ").pop()) : 0;
+    };
+    const sentBefore = await metric("dispatch_push_sends_total", 'platform="ios",result="delivered"');
     const userId = user([
       { deviceId: "iphone", platform: Platform.IOS, pushToken: `ios-${randomUUID()}` },
       { deviceId: "pixel", platform: Platform.ANDROID, pushToken: `fcm-${randomUUID()}` },
@@ -114,6 +120,15 @@ describe(`notifications (${process.env.TEST_DATABASE_URL ? "postgres" : "pglite"
       ["iphone", DeliveryOutcome.DELIVERED],
       ["pixel", DeliveryOutcome.DELIVERED],
     ]);
+    // /metrics counts the send per platform and result, and shows the queue's depth.
+    expect(
+      (await metric("dispatch_push_sends_total", 'platform="ios",result="delivered"')) - sentBefore,
+    ).toBe(1);
+    expect(
+      await metric("dispatch_push_sends_total", 'platform="android",result="delivered"'),
+    ).toBeGreaterThanOrEqual(1);
+    const text = await (await fetch(`http://127.0.0.1:${server.adminPort}/metrics`)).text();
+    expect(text).toMatch(/^dispatch_push_queue_depth(\{[^}]*\})? \d+$/m);
     // The same id again is the same notification; other content under it is refused.
     expect(
       (

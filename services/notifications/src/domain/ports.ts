@@ -37,6 +37,8 @@ export interface NotificationsRepository {
   ): Promise<Notification[]>;
   /** Leases up to `limit` due jobs (FOR UPDATE SKIP LOCKED), so workers and replicas never share one. */
   claim(limit: number, leaseMs: number): Promise<ClaimedJob[]>;
+  /** Jobs waiting to be sent (QUEUED, due now or later). */
+  queueDepth(): Promise<number>;
   /** Writes the attempt's deliveries and the job's next state together. */
   record(
     jobId: string,

@@ -88,6 +88,13 @@ export class PgNotificationsRepository implements NotificationsRepository {
     );
   }
 
+  async queueDepth(): Promise<number> {
+    const [row] = rowsOf<{ n: number | string }>(
+      await this.db.execute(sql`select count(*) as n from notifications where status = 'QUEUED'`),
+    );
+    return Number(row?.n ?? 0);
+  }
+
   async claim(limit: number, leaseMs: number): Promise<ClaimedJob[]> {
     const rows = rowsOf<{
       id: string;
