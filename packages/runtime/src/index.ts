@@ -40,6 +40,7 @@ export {
   histogram,
   LATENCY_BUCKETS,
   registry as metricsRegistry,
+  ServerMethodMetrics,
 } from "./metrics.ts";
 export { Poller } from "./poller.ts";
 export { type ServeOptions, type Server, serve } from "./serve.ts";

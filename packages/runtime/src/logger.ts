@@ -6,12 +6,52 @@ const requireOptional = createRequire(import.meta.url);
 export type { Logger };
 
 /**
+ * Never written to a log, at any depth a handler or library is likely to put them: credentials (the
+ * authorization header, passwords, tokens, keys, secrets) and personal data (emails, phone numbers,
+ * addresses, push tokens). pino replaces them before the line is serialized.
+ */
+const SENSITIVE = [
+  "authorization",
+  "password",
+  "newPassword",
+  "token",
+  "accessToken",
+  "refreshToken",
+  "pushToken",
+  "idToken",
+  "secret",
+  "apiKey",
+  "privateKey",
+  "email",
+  "phone",
+  "deliveryAddress",
+];
+export const REDACTED = SENSITIVE.flatMap((k) => [
+  k,
+  `*.${k}`,
+  `*.*.${k}`,
+  `*.headers.${k}`,
+  `*.headers["${k.toLowerCase()}"]`,
+]);
+
+/**
  * JSON logs to stdout (asynchronous writes, so logging stays off the request path's critical time);
  * human-readable when a developer watches a terminal. Level from the argument, else LOG_LEVEL, else info.
  */
-export function createLogger(opts: { name: string; level?: string }): Logger {
+export function createLogger(opts: {
+  name: string;
+  level?: string;
+  /** Where lines go instead of stdout (tests). */
+  destination?: pino.DestinationStream;
+}): Logger {
   const level = opts.level ?? process.env.LOG_LEVEL ?? "info";
-  const options = { name: opts.name, level, base: { service: opts.name } };
+  const options: pino.LoggerOptions = {
+    name: opts.name,
+    level,
+    base: { service: opts.name },
+    redact: { paths: REDACTED, censor: "[redacted]" },
+  };
+  if (opts.destination) return pino(options, opts.destination);
   if (process.env.NODE_ENV !== "production" && process.stdout.isTTY) {
     // Required only here, so the production bundles need not carry a pretty-printer.
     const pretty = requireOptional("pino-pretty") as typeof import("pino-pretty");

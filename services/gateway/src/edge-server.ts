@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import http from "node:http";
 import http2 from "node:http2";
@@ -11,7 +12,7 @@ import {
 } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { AppService } from "@dispatch/gen/dispatch/app/v1/app_pb.ts";
-import type { Logger } from "@dispatch/runtime";
+import { CODE_NAMES, type Logger, runInCall, ServerMethodMetrics } from "@dispatch/runtime";
 import type { AccessTokenVerifier } from "./access-tokens.ts";
 import { type appService, kUser, PUBLIC_METHODS } from "./app-rpc.ts";
 import type { RateLimits } from "./rate-limits.ts";
@@ -42,6 +43,51 @@ export interface EdgeOptions {
  * handler, so Connect (JSON and binary), gRPC-Web and gRPC all work on either, with CORS for browsers.
  */
 export async function startEdgeServer(opts: EdgeOptions): Promise<{ port: number; close(): Promise<void> }> {
+  const methodMetrics = new Map<string, ServerMethodMetrics>();
+  // One JSON line and one set of metrics per RPC, as every internal server has; and a call context, so
+  // downstream calls carry this call's request id, deadline and cancellation.
+  const observe: Interceptor = (next) => async (req) => {
+    const started = performance.now();
+    const key = req.method.name;
+    let metrics = methodMetrics.get(key);
+    if (!metrics) {
+      metrics = new ServerMethodMetrics(req.method.methodKind, req.service.typeName, req.method.name);
+      methodMetrics.set(key, metrics);
+    }
+    metrics.start();
+    const requestId = req.header.get("x-request-id") || randomUUID();
+    const timeout = timeoutOf(req.header);
+    const ctx = {
+      signal: req.signal,
+      deadline: timeout === undefined ? undefined : Date.now() + timeout,
+      requestId,
+    };
+    let code = 0;
+    try {
+      const res = await runInCall(ctx, () => next(req));
+      res.header.set("x-request-id", requestId);
+      return res;
+    } catch (err) {
+      const ce = ConnectError.from(err);
+      code = ce.code;
+      ce.metadata.set("x-request-id", requestId);
+      throw ce;
+    } finally {
+      metrics.done(code, (performance.now() - started) / 1000);
+      const fields = {
+        rpc: { service: req.service.typeName, method: req.method.name },
+        code: CODE_NAMES[code],
+        durationMs: Math.round((performance.now() - started) * 1000) / 1000,
+        peer: req.contextValues.get(kClientIp),
+        requestId,
+        protocol: req.requestMethod === "GET" ? "connect-get" : protocolOf(req.header.get("content-type")),
+      };
+      if (code === Code.Internal || code === Code.Unknown || code === Code.DataLoss)
+        opts.logger.error(fields, "rpc");
+      else opts.logger.info(fields, "rpc");
+    }
+  };
+
   const edge: Interceptor = (next) => async (req) => {
     try {
       // Limits first: a client looping on errors is refused here, before anything downstream.
@@ -61,7 +107,7 @@ export async function startEdgeServer(opts: EdgeOptions): Promise<{ port: number
 
   const rpc = connectNodeAdapter({
     routes: (router) => router.service(AppService, opts.impl),
-    interceptors: [edge],
+    interceptors: [observe, edge],
     readMaxBytes: opts.maxBodyBytes,
     contextValues: (req) => createContextValues().set(kClientIp, req.socket?.remoteAddress ?? ""),
     fallback: (req, res) => {
@@ -132,4 +178,21 @@ export async function startEdgeServer(opts: EdgeOptions): Promise<{ port: number
       await closed;
     },
   };
+}
+
+function protocolOf(contentType: string | null): string {
+  if (!contentType) return "unknown";
+  if (contentType.startsWith("application/grpc-web")) return "grpc-web";
+  if (contentType.startsWith("application/grpc")) return "grpc";
+  return "connect";
+}
+
+const GRPC_UNITS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
+
+/** The caller's deadline in ms: Connect's connect-timeout-ms, or gRPC's and gRPC-Web's grpc-timeout. */
+function timeoutOf(header: Headers): number | undefined {
+  const connect = header.get("connect-timeout-ms");
+  if (connect && /^\d{1,10}$/.test(connect)) return Number(connect);
+  const m = /^(\d{1,8})([HMSmun])$/.exec(header.get("grpc-timeout") ?? "");
+  return m ? Number(m[1]) * GRPC_UNITS[m[2]!]! : undefined;
 }

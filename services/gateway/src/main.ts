@@ -15,6 +15,8 @@ import { RateLimits } from "./rate-limits.ts";
 export interface Gateway {
   port: number;
   internalPort: number;
+  /** HTTP admin port: /healthz, /readyz, /metrics (undefined when ADMIN_PORT is off). */
+  adminPort: number | undefined;
   shutdown(): Promise<void>;
 }
 
@@ -74,7 +76,12 @@ export async function startGateway(
     },
   });
   logger.info({ port: edge.port }, "public edge listening (Connect, gRPC-Web, gRPC; HTTP/1.1 and h2c)");
-  return { port: edge.port, internalPort: internal.port, shutdown: () => internal.shutdown() };
+  return {
+    port: edge.port,
+    internalPort: internal.port,
+    adminPort: internal.adminPort,
+    shutdown: () => internal.shutdown(),
+  };
 }
 
 if (isEntryPoint(import.meta.url)) await runMain("gateway", () => startGateway(process.env, true));

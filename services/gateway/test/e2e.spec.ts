@@ -163,6 +163,36 @@ describe(`the app's flow through the gateway (${process.env.TEST_DATABASE_URL ? 
     expect(newest.status).toBe(401);
   });
 
+  it("follows one request by its x-request-id from the edge to catalog, and answers with it", async () => {
+    const requestId = `e2e-${crypto.randomUUID()}`;
+    const res = await fetch(`${stack.url}/dispatch.app.v1.AppService/ListRestaurants`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-request-id": requestId },
+      body: JSON.stringify({ pageSize: 1 }),
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-request-id")).toBe(requestId);
+    const line = await waitFor(async () =>
+      stack.catalog
+        .output()
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l))
+        .find((l) => l.requestId === requestId),
+    );
+    expect(line).toMatchObject({
+      service: "catalog",
+      msg: "rpc",
+      rpc: { method: "ListRestaurants" },
+      code: "OK",
+    });
+    // The gateway's own line and series for the call.
+    const metrics = await (await fetch(`http://127.0.0.1:${stack.gateway.adminPort}/metrics`)).text();
+    expect(metrics).toMatch(
+      /grpc_server_handled_total\{[^}]*grpc_service="dispatch\.app\.v1\.AppService",grpc_method="ListRestaurants",grpc_code="OK"[^}]*\} [1-9]/,
+    );
+  });
+
   it("speaks Connect binary, gRPC-Web and gRPC on the same port", async () => {
     for (const transport of [
       createConnectTransport({ baseUrl: stack.url, httpVersion: "1.1", useBinaryFormat: true }),

@@ -17,7 +17,8 @@ export async function startStack(gatewayEnv: Record<string, string> = {}) {
   const dbs: TestDatabase[] = await Promise.all([1, 2, 3, 4, 5].map(() => createTestDatabase()));
   const [identity, catalog] = await Promise.all([
     startServiceProcess("identity", { DATABASE_URL: dbs[0]!.url }),
-    startServiceProcess("catalog", { DATABASE_URL: dbs[1]!.url }),
+    // info: its RPC lines show the request ids the gateway passes on.
+    startServiceProcess("catalog", { DATABASE_URL: dbs[1]!.url, LOG_LEVEL: "info" }),
   ]);
   const [orders, payments, notifications] = await Promise.all([
     startServiceProcess("orders", {
@@ -59,6 +60,7 @@ export async function startStack(gatewayEnv: Record<string, string> = {}) {
   const processes: ServiceProcess[] = [identity, catalog, orders, payments, notifications];
   return {
     gateway,
+    catalog,
     processes,
     downstream,
     url: `http://127.0.0.1:${gateway.port}`,

@@ -4,7 +4,7 @@ import { createTestDatabase, startServiceProcess, testClient } from "@dispatch/t
 import { describe, expect, it } from "vitest";
 
 describe("identity logs", () => {
-  it("never contain passwords or tokens, even at debug level", async () => {
+  it("never contain passwords, tokens or emails, even at debug level; one JSON line per RPC", async () => {
     const db = await createTestDatabase();
     const proc = await startServiceProcess("identity", { DATABASE_URL: db.url, LOG_LEVEL: "debug" });
     try {
@@ -18,7 +18,17 @@ describe("identity logs", () => {
       await proc.stop();
       const log = proc.output();
       expect(log).toContain('"method":"SignIn"');
+      const rpcLines = log
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l))
+        .filter((l) => l.msg === "rpc" && l.rpc?.service === "dispatch.identity.v1.IdentityService");
+      expect(rpcLines.map((l) => l.rpc.method)).toEqual(["SignUp", "SignIn", "RefreshToken", "SignIn"]);
+      for (const l of rpcLines)
+        expect(l).toMatchObject({ service: "identity", requestId: expect.any(String) });
+      expect(rpcLines.at(-1).code).toBe("Unauthenticated");
       for (const secret of [
+        address,
         password,
         up.tokens!.accessToken,
         up.tokens!.refreshToken,
