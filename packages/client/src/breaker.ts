@@ -4,7 +4,8 @@ import type { Logger } from "pino";
 import { breakerChanged } from "./metrics.ts";
 
 export interface BreakerOptions {
-  /** How long the breaker stays open before a half-open probe. Default 5000 ms. */
+  /** How long the breaker stays open before a half-open probe. Default 1000 ms: a replica back from a
+   *  restart gets traffic within a second, and a dead one costs one probe per second. */
   resetTimeoutMs?: number;
   /** Failure percentage (of counted calls in the window) that opens it. Default 50. */
   errorThresholdPercentage?: number;
@@ -86,7 +87,7 @@ export class BreakerRegistry {
       b = new CircuitBreaker((call: Thunk) => call(), {
         // Deadlines bound every call already; a second timer here would only disagree with them.
         timeout: false,
-        resetTimeout: this.opts.resetTimeoutMs ?? 5000,
+        resetTimeout: this.opts.resetTimeoutMs ?? 1000,
         errorThresholdPercentage: this.opts.errorThresholdPercentage ?? 50,
         volumeThreshold: this.opts.volumeThreshold ?? 10,
         rollingCountTimeout: this.opts.rollingCountTimeoutMs ?? 1000,
