@@ -9,7 +9,7 @@ import {
   type UnaryResponse,
 } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { currentCall } from "@dispatch/runtime";
+import { clientSpan, currentCall, inContext, injectInto } from "@dispatch/runtime";
 import type { Logger } from "pino";
 import {
   Balancer,
@@ -117,12 +117,18 @@ export class DispatchTransport implements Transport {
   ): Promise<UnaryResponse<I, O>> {
     const metrics = this.metricsFor(method);
     const since = metrics.start();
+    const span = clientSpan(method.parent.typeName, method.name, this.opts.name);
     try {
-      const res = await this.unaryCall(method, metrics, signal, timeoutMs, header, input, contextValues);
+      const res = await inContext(span, () =>
+        this.unaryCall(method, metrics, signal, timeoutMs, header, input, contextValues),
+      );
       metrics.done(0, since);
+      span?.end(0);
       return res;
     } catch (err) {
-      metrics.done(ConnectError.from(err).code, since);
+      const e = ConnectError.from(err);
+      metrics.done(e.code, since);
+      span?.end(e.code, e.rawMessage);
       throw err;
     }
   }
@@ -328,6 +334,7 @@ export class DispatchTransport implements Transport {
       signal = signal ? AbortSignal.any([signal, incoming.signal]) : incoming.signal;
       if (!headers.has("x-request-id")) headers.set("x-request-id", incoming.requestId);
     }
+    injectInto(headers);
     return { signal, timeoutMs: Math.max(1, Math.floor(timeout)), header: headers };
   }
 }

@@ -1,4 +1,4 @@
-import { gauge, histogram } from "@dispatch/runtime";
+import { dbSpan, gauge, histogram } from "@dispatch/runtime";
 import type postgres from "postgres";
 
 /** Postgres' SQLSTATE for a statement cancelled on request. */
@@ -255,9 +255,14 @@ function timed(query: PendingQuery, text: string): PendingQuery {
   query.then = ((resolve?: (v: unknown) => unknown, reject?: (e: unknown) => unknown) => {
     const t0 = performance.now();
     inFlight.inc();
+    const span = dbSpan(operation);
     const end = (outcome: string) => {
       inFlight.dec();
       querySeconds.observe({ operation, outcome }, (performance.now() - t0) / 1000);
+      if (span) {
+        if (outcome !== "ok") span.setStatus({ code: 2, message: outcome });
+        span.end();
+      }
     };
     return then(
       (v: unknown) => {

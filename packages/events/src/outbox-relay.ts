@@ -1,7 +1,7 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import type { Client } from "@dispatch/client";
 import { EventSchema, type EventSubscriberService } from "@dispatch/gen/dispatch/events/v1/events_pb.ts";
-import { counter, gauge, Poller } from "@dispatch/runtime";
+import { counter, gauge, Poller, withContextFrom } from "@dispatch/runtime";
 import { sql } from "drizzle-orm";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import type { Logger } from "pino";
@@ -100,7 +100,17 @@ export class OutboxRelay {
           const event = fromBinary(EventSchema, row.payload);
           for (const s of this.opts.subscribers) {
             try {
-              await s.client.handleEvent({ event }, { timeoutMs: this.opts.deliveryTimeoutMs ?? 5000 });
+              // The delivery continues the trace of the request that wrote the event.
+              await withContextFrom(
+                event.traceContext,
+                "outbox deliver",
+                {
+                  "messaging.system": "dispatch-outbox",
+                  "messaging.destination.name": s.name,
+                  "messaging.message.id": event.id,
+                },
+                () => s.client.handleEvent({ event }, { timeoutMs: this.opts.deliveryTimeoutMs ?? 5000 }),
+              );
               deliveries.inc({ subscriber: s.name, result: "ok" });
             } catch (err) {
               deliveries.inc({ subscriber: s.name, result: "failed" });

@@ -18,6 +18,7 @@ import {
 } from "./grpc-protocol.ts";
 import type { HandlerContext, ServiceRegistration } from "./handler.ts";
 import { ServerMethodMetrics } from "./metrics.ts";
+import { inContext, type OpenSpan, serverSpan } from "./tracing.ts";
 
 type Kind = "unary" | "server_streaming" | "client_streaming" | "bidi_streaming";
 // biome-ignore lint/complexity/noBannedTypes: implementations are checked against descriptors at registration
@@ -251,12 +252,15 @@ export class GrpcServer {
   /** @internal */
   log(call: ServerCall, code: Code, err?: unknown): void {
     call.metrics.done(code, (performance.now() - call.startedAt) / 1000);
+    call.span?.end(code, err instanceof Error ? err.message : undefined);
     const log = call.methodLog;
+    const ids = call.span?.span.spanContext();
     const fields = {
       code: codeNames[code],
       durationMs: round(performance.now() - call.startedAt),
       peer: call.peer,
       requestId: call.requestId,
+      ...(ids ? { trace_id: ids.traceId, span_id: ids.spanId } : {}),
     };
     if (err !== undefined) log.error({ ...fields, err }, "rpc failed unexpectedly");
     else if (code === Code.Internal || code === Code.Unknown || code === Code.DataLoss)
@@ -294,6 +298,7 @@ function respondHttp(stream: http2.ServerHttp2Stream, status: number, message: s
 /** One call in progress: its context for the handler, and its side of the HTTP/2 stream. */
 class ServerCall implements HandlerContext {
   readonly metrics: ServerMethodMetrics;
+  readonly span: OpenSpan | undefined;
   readonly service: string;
   readonly method: string;
   readonly deadline: number | undefined;
@@ -319,6 +324,7 @@ class ServerCall implements HandlerContext {
     this.method = entry.method;
     this.metrics = entry.metrics;
     entry.metrics.start();
+    this.span = serverSpan(headers, entry.service, entry.method);
     this.requestId = headerString(headers["x-request-id"]) || randomUUID();
     const enc = headers["grpc-encoding"];
     this.encoding = enc === "identity" ? undefined : headerString(enc);
@@ -504,7 +510,7 @@ class ServerCall implements HandlerContext {
   private async runUnary(invoke: () => unknown): Promise<void> {
     let response: unknown;
     try {
-      response = runInCall(this, invoke);
+      response = inContext(this.span, () => runInCall(this, invoke));
       if (response instanceof Promise) response = await response;
     } catch (err) {
       this.failWith(err);
@@ -525,7 +531,7 @@ class ServerCall implements HandlerContext {
 
   private async runStreaming(invoke: () => unknown): Promise<void> {
     try {
-      const responses = runInCall(this, invoke) as AsyncIterable<unknown>;
+      const responses = inContext(this.span, () => runInCall(this, invoke)) as AsyncIterable<unknown>;
       for await (const response of responses) {
         if (this.finished) break;
         const bytes = toBinary(this.entry.output, create(this.entry.output, response as never));

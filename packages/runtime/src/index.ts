@@ -44,3 +44,19 @@ export {
 } from "./metrics.ts";
 export { Poller } from "./poller.ts";
 export { type ServeOptions, type Server, serve } from "./serve.ts";
+export {
+  clientSpan,
+  dbSpan,
+  flushTracing,
+  inContext,
+  injectContext,
+  injectInto,
+  logIds,
+  type OpenSpan,
+  serverSpan,
+  startTracing,
+  stopTracing,
+  type TracingOptions,
+  tracingOn,
+  withContextFrom,
+} from "./tracing.ts";

@@ -1,5 +1,6 @@
 import { createRequire } from "node:module";
 import pino, { type Logger } from "pino";
+import { logIds } from "./tracing.ts";
 
 const requireOptional = createRequire(import.meta.url);
 
@@ -50,6 +51,8 @@ export function createLogger(opts: {
     level,
     base: { service: opts.name },
     redact: { paths: REDACTED, censor: "[redacted]" },
+    // The current span's trace_id and span_id on every line written inside a traced call.
+    mixin: logIds,
   };
   if (opts.destination) return pino(options, opts.destination);
   if (process.env.NODE_ENV !== "production" && process.stdout.isTTY) {

@@ -9,6 +9,7 @@ import { HealthRegistry, healthService, type ServingStatus } from "./health.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { registry, trackInFlight } from "./metrics.ts";
 import { reflectionServices } from "./reflection.ts";
+import { flushTracing, startTracing } from "./tracing.ts";
 
 export interface ServeOptions<T extends readonly DescService[]> {
   /** The service's name in logs, e.g. "orders". */
@@ -70,6 +71,7 @@ export async function serve<const T extends readonly DescService[]>(opts: ServeO
     grpc.register(r as ServiceRegistration);
 
   registry.setDefaultLabels({ service: opts.name });
+  startTracing({ service: opts.name });
   const untrack = trackInFlight(() => grpc.inFlight);
   grpc.http2.listen(opts.port ?? 50051, host);
   await once(grpc.http2, "listening");
@@ -137,6 +139,7 @@ export async function serve<const T extends readonly DescService[]>(opts: ServeO
       }
       if (admin) await new Promise<void>((r) => admin.close(() => r()));
       untrack();
+      await flushTracing().catch((err: unknown) => logger.warn({ err }, "could not export the last spans"));
       logger.info("stopped");
       logger.flush();
     })();

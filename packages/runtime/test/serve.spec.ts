@@ -16,10 +16,11 @@ import {
 import { ServerReflection } from "@dispatch/gen/grpc/reflection/v1/reflection_pb.ts";
 import { ServerReflection as ServerReflectionAlpha } from "@dispatch/gen/grpc/reflection/v1alpha/reflection_pb.ts";
 import * as grpc from "@grpc/grpc-js";
+import { InMemorySpanExporter } from "@opentelemetry/sdk-trace";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { runInCall } from "../src/call-context.ts";
-import { type Server, serve } from "../src/index.ts";
+import { type Server, serve, startTracing, stopTracing } from "../src/index.ts";
 import { echoService, type Observed } from "./echo-service.ts";
 import { grpcFrame, rawCall } from "./raw-grpc.ts";
 
@@ -134,6 +135,34 @@ describe("serve(): unary calls from real clients", () => {
     });
     expect(typeof line?.durationMs).toBe("number");
     expect(line?.peer).toMatch(/^127\.0\.0\.1:\d+$/);
+  });
+
+  it("continues the caller's trace when tracing is on: a server span, and its ids on the RPC log line", async () => {
+    const exporter = new InMemorySpanExporter();
+    startTracing({ service: "echo", exporter, immediate: true, ratio: 0 });
+    try {
+      const { echo, logs } = await start();
+      const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+      await echo.echo(
+        { message: "hi" },
+        { headers: { traceparent: `00-${traceId}-00f067aa0ba902b7-01`, "x-request-id": "req-traced" } },
+      );
+      await new Promise((r) => setTimeout(r, 10));
+      const [span] = exporter.getFinishedSpans();
+      // Sampled because the caller sampled it (parent-based), although new traces here are at ratio 0.
+      expect(span?.name).toBe("dispatch.echo.v1.EchoService/Echo");
+      expect(span?.spanContext().traceId).toBe(traceId);
+      expect(span?.parentSpanContext?.spanId).toBe("00f067aa0ba902b7");
+      expect(logs.find((l) => l.requestId === "req-traced")).toMatchObject({
+        trace_id: traceId,
+        span_id: span?.spanContext().spanId,
+      });
+      // A call with no traceparent starts a new trace, unsampled at ratio 0: no span recorded.
+      await echo.echo({ message: "hi" });
+      expect(exporter.getFinishedSpans()).toHaveLength(1);
+    } finally {
+      await stopTracing();
+    }
   });
 
   it("aborts the handler and answers DEADLINE_EXCEEDED when the deadline passes", async () => {

@@ -12,7 +12,14 @@ import {
 } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { AppService } from "@dispatch/gen/dispatch/app/v1/app_pb.ts";
-import { CODE_NAMES, type Logger, runInCall, ServerMethodMetrics } from "@dispatch/runtime";
+import {
+  CODE_NAMES,
+  inContext,
+  type Logger,
+  runInCall,
+  ServerMethodMetrics,
+  serverSpan,
+} from "@dispatch/runtime";
 import type { AccessTokenVerifier } from "./access-tokens.ts";
 import { type appService, kUser, PUBLIC_METHODS } from "./app-rpc.ts";
 import type { RateLimits } from "./rate-limits.ts";
@@ -63,8 +70,11 @@ export async function startEdgeServer(opts: EdgeOptions): Promise<{ port: number
       requestId,
     };
     let code = 0;
+    const span = serverSpan(req.header, req.service.typeName, req.method.name, {
+      "rpc.system": "connect_rpc",
+    });
     try {
-      const res = await runInCall(ctx, () => next(req));
+      const res = await inContext(span, () => runInCall(ctx, () => next(req)));
       res.header.set("x-request-id", requestId);
       return res;
     } catch (err) {
@@ -74,12 +84,15 @@ export async function startEdgeServer(opts: EdgeOptions): Promise<{ port: number
       throw ce;
     } finally {
       metrics.done(code, (performance.now() - started) / 1000);
+      span?.end(code);
+      const ids = span?.span.spanContext();
       const fields = {
         rpc: { service: req.service.typeName, method: req.method.name },
         code: CODE_NAMES[code],
         durationMs: Math.round((performance.now() - started) * 1000) / 1000,
         peer: req.contextValues.get(kClientIp),
         requestId,
+        ...(ids ? { trace_id: ids.traceId, span_id: ids.spanId } : {}),
         protocol: req.requestMethod === "GET" ? "connect-get" : protocolOf(req.header.get("content-type")),
       };
       if (code === Code.Internal || code === Code.Unknown || code === Code.DataLoss)

@@ -1,0 +1,229 @@
+/**
+ * OpenTelemetry tracing. Off unless OTEL_EXPORTER_OTLP_ENDPOINT is set (or a test installs an exporter):
+ * then every gRPC hop gets a SERVER span (parent taken from the caller's W3C `traceparent`) and a CLIENT
+ * span (its context injected into the outgoing call), database statements get CLIENT spans, and outbox
+ * events carry the trace context to their consumers. Sampling is parent-based with a ratio for new
+ * traces (OTEL_TRACES_SAMPLER_ARG, default 0.1). Off means off: no spans, no context, no cost.
+ */
+import {
+  type Attributes,
+  type Context,
+  context,
+  propagation,
+  ROOT_CONTEXT,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  type Tracer,
+  trace,
+} from "@opentelemetry/api";
+import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
+import { W3CTraceContextPropagator } from "@opentelemetry/core";
+import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
+import { resourceFromAttributes } from "@opentelemetry/resources";
+import {
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  SimpleSpanProcessor,
+  type SpanExporter,
+  TraceIdRatioBasedSampler,
+  TracerProvider,
+} from "@opentelemetry/sdk-trace";
+
+let tracer: Tracer | undefined;
+let provider: TracerProvider | undefined;
+
+export interface TracingOptions {
+  service: string;
+  /** Where spans go; default OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT. */
+  exporter?: SpanExporter;
+  /** Share of new traces sampled (a caller's decision is always followed). Default OTEL_TRACES_SAMPLER_ARG or 0.1. */
+  ratio?: number;
+  /** Export each span as it ends (tests); default batches. */
+  immediate?: boolean;
+}
+
+/** True when spans are being recorded in this process. */
+export function tracingOn(): boolean {
+  return tracer !== undefined;
+}
+
+/**
+ * Starts tracing for the process, once; later calls (several services in one test process) reuse it.
+ * Without an exporter and without OTEL_EXPORTER_OTLP_ENDPOINT it does nothing.
+ */
+export function startTracing(opts: TracingOptions): void {
+  if (tracer) return;
+  const endpoint = process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
+  if (!opts.exporter && !endpoint) return;
+  const envRatio = Number(process.env.OTEL_TRACES_SAMPLER_ARG);
+  const ratio =
+    opts.ratio ?? (Number.isFinite(envRatio) && process.env.OTEL_TRACES_SAMPLER_ARG ? envRatio : 0.1);
+  const exporter = opts.exporter ?? new OTLPTraceExporter();
+  provider = new TracerProvider({
+    resource: resourceFromAttributes({ "service.name": process.env.OTEL_SERVICE_NAME ?? opts.service }),
+    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) }),
+    spanProcessors: [
+      opts.immediate ? new SimpleSpanProcessor({ exporter }) : new BatchSpanProcessor({ exporter }),
+    ],
+  });
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  trace.setGlobalTracerProvider(provider);
+  tracer = trace.getTracer("dispatch");
+}
+
+/** Flushes and stops tracing (at shutdown, and between tests). */
+export async function stopTracing(): Promise<void> {
+  const p = provider;
+  tracer = undefined;
+  provider = undefined;
+  if (!p) return;
+  await p.forceFlush();
+  await p.shutdown();
+  trace.disable();
+  context.disable();
+  propagation.disable();
+}
+
+/** Spans of a gRPC hop end with the call's status; server spans are errors only for server faults. */
+const SERVER_ERRORS = new Set([2, 4, 12, 13, 14, 15]);
+
+export interface OpenSpan {
+  readonly span: Span;
+  readonly context: Context;
+  end(code: number, message?: string): void;
+}
+
+function open(span: Span, ctx: Context, errorCodes: (code: number) => boolean): OpenSpan {
+  return {
+    span,
+    context: ctx,
+    end(code, message) {
+      span.setAttribute("rpc.grpc.status_code", code);
+      if (errorCodes(code)) span.setStatus({ code: SpanStatusCode.ERROR, ...(message ? { message } : {}) });
+      span.end();
+    },
+  };
+}
+
+type HeaderSource = Record<string, string | string[] | undefined> | Headers;
+const getter = {
+  keys: (c: HeaderSource) => (c instanceof Headers ? [...c.keys()] : Object.keys(c)),
+  get: (c: HeaderSource, key: string) => {
+    const v = c instanceof Headers ? (c.get(key) ?? undefined) : c[key];
+    return Array.isArray(v) ? v[0] : v;
+  },
+};
+
+/** A SERVER span for an incoming call, child of the caller's traceparent (if any). Undefined when off. */
+export function serverSpan(
+  headers: HeaderSource,
+  service: string,
+  method: string,
+  attributes: Attributes = {},
+): OpenSpan | undefined {
+  if (!tracer) return undefined;
+  const parent = propagation.extract(ROOT_CONTEXT, headers, getter);
+  const span = tracer.startSpan(
+    `${service}/${method}`,
+    {
+      kind: SpanKind.SERVER,
+      attributes: { "rpc.system": "grpc", "rpc.service": service, "rpc.method": method, ...attributes },
+    },
+    parent,
+  );
+  return open(span, trace.setSpan(parent, span), (c) => SERVER_ERRORS.has(c));
+}
+
+/** A CLIENT span for an outgoing call, child of the current span; its context goes into `headers`. */
+export function clientSpan(
+  service: string,
+  method: string,
+  target: string,
+  headers?: Headers,
+): OpenSpan | undefined {
+  if (!tracer) return undefined;
+  const parent = context.active();
+  const span = tracer.startSpan(
+    `${service}/${method}`,
+    {
+      kind: SpanKind.CLIENT,
+      attributes: {
+        "rpc.system": "grpc",
+        "rpc.service": service,
+        "rpc.method": method,
+        "server.address": target,
+      },
+    },
+    parent,
+  );
+  const ctx = trace.setSpan(parent, span);
+  if (headers) propagation.inject(ctx, headers, { set: (h: Headers, k: string, v: string) => h.set(k, v) });
+  return open(span, ctx, (c) => c !== 0);
+}
+
+/** Writes the current trace context into `carrier` (e.g. an outbox event's trace_context). */
+export function injectContext(carrier: Record<string, string>): void {
+  if (tracer) propagation.inject(context.active(), carrier);
+}
+
+/** Runs `fn` as a child of the trace context in `carrier` (an event's), under a span named `name`. */
+export function withContextFrom<T>(
+  carrier: Record<string, string>,
+  name: string,
+  attributes: Attributes,
+  fn: () => Promise<T>,
+): Promise<T> {
+  if (!tracer) return fn();
+  const parent = propagation.extract(ROOT_CONTEXT, carrier);
+  const span = tracer.startSpan(name, { kind: SpanKind.PRODUCER, attributes }, parent);
+  return context.with(trace.setSpan(parent, span), async () => {
+    try {
+      return await fn();
+    } catch (err) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+      throw err;
+    } finally {
+      span.end();
+    }
+  });
+}
+
+/** A CLIENT span for a database statement under the current span, or undefined (off, or no current span). */
+export function dbSpan(operation: string): Span | undefined {
+  if (!tracer) return undefined;
+  const parent = context.active();
+  if (!trace.getSpan(parent)) return undefined;
+  return tracer.startSpan(
+    operation.toUpperCase(),
+    {
+      kind: SpanKind.CLIENT,
+      attributes: { "db.system.name": "postgresql", "db.operation.name": operation.toUpperCase() },
+    },
+    parent,
+  );
+}
+
+/** Runs fn inside `ctx` (when tracing is on). */
+export function inContext<T>(span: OpenSpan | undefined, fn: () => T): T {
+  return span ? context.with(span.context, fn) : fn();
+}
+
+/** trace_id and span_id of the current span, for log lines. */
+export function logIds(): { trace_id?: string; span_id?: string } {
+  if (!tracer) return {};
+  const s = trace.getSpan(context.active())?.spanContext();
+  return s ? { trace_id: s.traceId, span_id: s.spanId } : {};
+}
+
+/** Puts the current trace context into outgoing call headers (when tracing is on). */
+export function injectInto(headers: Headers): void {
+  if (tracer)
+    propagation.inject(context.active(), headers, { set: (h: Headers, k: string, v: string) => h.set(k, v) });
+}
+
+/** Exports what is buffered (at shutdown). */
+export async function flushTracing(): Promise<void> {
+  await provider?.forceFlush();
+}
