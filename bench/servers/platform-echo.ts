@@ -1,7 +1,19 @@
-// The platform: EchoService through the full runtime (logging, error mapping, deadlines, health,
+// The platform: EchoService through the full runtime (logging, metrics, error mapping, deadlines, health,
 // reflection all on). Logs go to stdout, which the harness discards: they are still produced.
+// BENCH_TRACING: "off" (default, as without OTEL_EXPORTER_OTLP_ENDPOINT), "all" (every call traced) or
+// "default" (the default sampling for new traces); spans go to an in-memory exporter through the same
+// batching processor production uses.
+import { InMemorySpanExporter } from "@opentelemetry/sdk-trace";
 import { EchoService } from "../../gen/dispatch/echo/v1/echo_pb.ts";
-import { serve } from "../../packages/runtime/src/index.ts";
+import { serve, startTracing } from "../../packages/runtime/src/index.ts";
+
+const mode = process.env.BENCH_TRACING ?? "off";
+if (mode !== "off") {
+  const exporter = new InMemorySpanExporter();
+  startTracing({ service: "bench-echo", exporter, ...(mode === "all" ? { ratio: 1 } : {}) });
+  // Keep memory flat over a long run: what matters is the cost of making and exporting spans.
+  setInterval(() => exporter.reset(), 1000).unref();
+}
 
 const server = await serve({
   name: "bench-echo",

@@ -9,7 +9,7 @@ import {
   type UnaryResponse,
 } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { clientSpan, currentCall, inContext, injectInto } from "@dispatch/runtime";
+import { clientSpan, currentCall, injectInto, type OpenSpan } from "@dispatch/runtime";
 import type { Logger } from "pino";
 import {
   Balancer,
@@ -119,8 +119,15 @@ export class DispatchTransport implements Transport {
     const since = metrics.start();
     const span = clientSpan(method.parent.typeName, method.name, this.opts.name);
     try {
-      const res = await inContext(span, () =>
-        this.unaryCall(method, metrics, signal, timeoutMs, header, input, contextValues),
+      const res = await this.unaryCall(
+        method,
+        metrics,
+        span,
+        signal,
+        timeoutMs,
+        header,
+        input,
+        contextValues,
       );
       metrics.done(0, since);
       span?.end(0);
@@ -136,13 +143,14 @@ export class DispatchTransport implements Transport {
   private async unaryCall<I extends DescMessage, O extends DescMessage>(
     method: DescMethodUnary<I, O>,
     metrics: ClientMethodMetrics,
+    span: OpenSpan | undefined,
     signal: AbortSignal | undefined,
     timeoutMs: number | undefined,
     header: HeadersInit | undefined,
     input: MessageInitShape<I>,
     contextValues?: ContextValues,
   ): Promise<UnaryResponse<I, O>> {
-    const prepared = this.prepare(method, signal, timeoutMs, header);
+    const prepared = this.prepare(method, signal, timeoutMs, header, span);
     const call: UnaryCall<I, O> = {
       method,
       path: `${method.parent.typeName}/${method.name}`,
@@ -310,6 +318,7 @@ export class DispatchTransport implements Transport {
     signal: AbortSignal | undefined,
     timeoutMs: number | undefined,
     header: HeadersInit | undefined,
+    span?: OpenSpan,
   ): { signal: AbortSignal | undefined; timeoutMs: number; header: Headers } {
     let timeout = timeoutMs ?? this.opts.timeoutMs;
     const incoming = currentCall();
@@ -334,7 +343,7 @@ export class DispatchTransport implements Transport {
       signal = signal ? AbortSignal.any([signal, incoming.signal]) : incoming.signal;
       if (!headers.has("x-request-id")) headers.set("x-request-id", incoming.requestId);
     }
-    injectInto(headers);
+    injectInto(headers, span?.context);
     return { signal, timeoutMs: Math.max(1, Math.floor(timeout)), header: headers };
   }
 }

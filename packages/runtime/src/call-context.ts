@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from "node:async_hooks";
+import type { Context } from "@opentelemetry/api";
 
 /**
  * What outgoing calls and database queries need to know about the incoming call they serve:
@@ -11,6 +12,11 @@ export interface CallContext {
   readonly deadline: number | undefined;
   /** The caller's x-request-id, or one generated for this call. */
   readonly requestId: string;
+  /**
+   * The call's OpenTelemetry context (its server span) when tracing is on. Carried here rather than in a
+   * second AsyncLocalStorage: outgoing calls, SQL spans and log lines find it through currentCall().
+   */
+  readonly traceContext?: Context | undefined;
 }
 
 const storage = new AsyncLocalStorage<CallContext>();

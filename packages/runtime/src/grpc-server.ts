@@ -17,8 +17,9 @@ import {
   type RawMessage,
 } from "./grpc-protocol.ts";
 import type { HandlerContext, ServiceRegistration } from "./handler.ts";
+import { accessLogger } from "./logger.ts";
 import { ServerMethodMetrics } from "./metrics.ts";
-import { inContext, type OpenSpan, serverSpan } from "./tracing.ts";
+import { type OpenSpan, serverSpan } from "./tracing.ts";
 
 type Kind = "unary" | "server_streaming" | "client_streaming" | "bidi_streaming";
 // biome-ignore lint/complexity/noBannedTypes: implementations are checked against descriptors at registration
@@ -27,6 +28,8 @@ type AnyImpl = Function;
 interface MethodEntry {
   /** Logger with this method's fields bound once (pino serializes bindings at creation). */
   log: Logger;
+  /** The same, for the one line per RPC (see accessLogger). */
+  accessLog: Logger;
   service: string;
   method: string;
   kind: Kind;
@@ -80,6 +83,9 @@ export class GrpcServer {
     for (const m of service.methods) {
       this.methods.set(`/${service.typeName}/${m.name}`, {
         log: this.opts.logger.child({ rpc: { service: service.typeName, method: m.name } }),
+        accessLog: accessLogger(this.opts.logger).child({
+          rpc: { service: service.typeName, method: m.name },
+        }),
         service: service.typeName,
         method: m.name,
         kind: m.methodKind,
@@ -237,7 +243,7 @@ export class GrpcServer {
         { endStream: true },
       );
     }
-    this.opts.logger.info(
+    accessLogger(this.opts.logger).info(
       {
         rpc: { service, method },
         code: codeNames[code],
@@ -254,7 +260,7 @@ export class GrpcServer {
     call.metrics.done(code, (performance.now() - call.startedAt) / 1000);
     call.span?.end(code, err instanceof Error ? err.message : undefined);
     const log = call.methodLog;
-    const ids = call.span?.span.spanContext();
+    const ids = call.span?.sampled ? call.span.span.spanContext() : undefined;
     const fields = {
       code: codeNames[code],
       durationMs: round(performance.now() - call.startedAt),
@@ -262,7 +268,8 @@ export class GrpcServer {
       requestId: call.requestId,
       ...(ids ? { trace_id: ids.traceId, span_id: ids.spanId } : {}),
     };
-    if (err !== undefined) log.error({ ...fields, err }, "rpc failed unexpectedly");
+    // An unexpected error may carry request data: it goes through the redacting logger.
+    if (err !== undefined) call.redactingLog.error({ ...fields, err }, "rpc failed unexpectedly");
     else if (code === Code.Internal || code === Code.Unknown || code === Code.DataLoss)
       log.error(fields, "rpc");
     else log.info(fields, "rpc");
@@ -355,8 +362,16 @@ class ServerCall implements HandlerContext {
     return this.callLog;
   }
 
-  get methodLog(): Logger {
+  get traceContext() {
+    return this.span?.context;
+  }
+
+  get redactingLog(): Logger {
     return this.entry.log;
+  }
+
+  get methodLog(): Logger {
+    return this.entry.accessLog;
   }
 
   timeRemaining(): number | undefined {
@@ -510,7 +525,7 @@ class ServerCall implements HandlerContext {
   private async runUnary(invoke: () => unknown): Promise<void> {
     let response: unknown;
     try {
-      response = inContext(this.span, () => runInCall(this, invoke));
+      response = runInCall(this, invoke);
       if (response instanceof Promise) response = await response;
     } catch (err) {
       this.failWith(err);
@@ -531,7 +546,7 @@ class ServerCall implements HandlerContext {
 
   private async runStreaming(invoke: () => unknown): Promise<void> {
     try {
-      const responses = inContext(this.span, () => runInCall(this, invoke)) as AsyncIterable<unknown>;
+      const responses = runInCall(this, invoke) as AsyncIterable<unknown>;
       for await (const response of responses) {
         if (this.finished) break;
         const bytes = toBinary(this.entry.output, create(this.entry.output, response as never));

@@ -31,7 +31,7 @@ export type {
   UnaryImpl,
 } from "./handler.ts";
 export type { ServingStatus } from "./health.ts";
-export { createLogger, type Logger } from "./logger.ts";
+export { accessLogger, createLogger, type Logger } from "./logger.ts";
 export {
   CODE_NAMES,
   counter,

@@ -50,22 +50,37 @@ export function createLogger(opts: {
     name: opts.name,
     level,
     base: { service: opts.name },
-    redact: { paths: REDACTED, censor: "[redacted]" },
     // The current span's trace_id and span_id on every line written inside a traced call.
     mixin: logIds,
   };
-  if (opts.destination) return pino(options, opts.destination);
+  const pair = (dest: pino.DestinationStream) => {
+    const logger = pino({ ...options, redact: { paths: REDACTED, censor: "[redacted]" } }, dest);
+    // RPC lines carry the call's trace ids as fields already; no mixin lookup per line.
+    access.set(logger, pino({ ...options, mixin: undefined }, dest));
+    return logger;
+  };
+  if (opts.destination) return pair(opts.destination);
   if (process.env.NODE_ENV !== "production" && process.stdout.isTTY) {
     // Required only here, so the production bundles need not carry a pretty-printer.
     const pretty = requireOptional("pino-pretty") as typeof import("pino-pretty");
-    return pino(
-      options,
-      pretty({ colorize: true, ignore: "pid,hostname,service", translateTime: "SYS:HH:MM:ss.l" }),
-    );
+    return pair(pretty({ colorize: true, ignore: "pid,hostname,service", translateTime: "SYS:HH:MM:ss.l" }));
   }
   // Buffered asynchronous writes: one write(2) per ~4 KiB of log lines instead of one per RPC. A quiet
   // service still shows its lines within 200 ms, and pino flushes the buffer when the process exits.
-  const logger = pino(options, pino.destination({ dest: 1, sync: false, minLength: 4096 }));
+  const logger = pair(pino.destination({ dest: 1, sync: false, minLength: 4096 }));
   setInterval(() => logger.flush(), 200).unref();
   return logger;
+}
+
+const access = new WeakMap<Logger, Logger>();
+
+/**
+ * The logger for the one line per RPC: same stream, level and fields as `logger`, without redaction.
+ * Those lines carry a fixed set of fields the runtime fills (method, code, duration, peer, request and
+ * trace ids), never request data; and redaction's wildcard paths cost more than the call itself
+ * (`pnpm bench:hop`: 10.7k req/s with, 30.6k without). Everything else — handlers, libraries, errors —
+ * goes through the redacting logger.
+ */
+export function accessLogger(logger: Logger): Logger {
+  return access.get(logger) ?? logger;
 }

@@ -3,8 +3,9 @@
  * then every gRPC hop gets a SERVER span (parent taken from the caller's W3C `traceparent`) and a CLIENT
  * span (its context injected into the outgoing call), database statements get CLIENT spans, and outbox
  * events carry the trace context to their consumers. Sampling is parent-based with a ratio for new
- * traces (OTEL_TRACES_SAMPLER_ARG, default 0.1). Off means off: no spans, no context, no cost.
+ * traces (OTEL_TRACES_SAMPLER_ARG, default 0.05: 5 %). Off means off: no spans, no context, no cost.
  */
+import { randomBytes } from "node:crypto";
 import {
   type Attributes,
   type Context,
@@ -14,6 +15,7 @@ import {
   type Span,
   SpanKind,
   SpanStatusCode,
+  TraceFlags,
   type Tracer,
   trace,
 } from "@opentelemetry/api";
@@ -22,22 +24,52 @@ import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import {
+  AlwaysOnSampler,
   BatchSpanProcessor,
   ParentBasedSampler,
   SimpleSpanProcessor,
   type SpanExporter,
-  TraceIdRatioBasedSampler,
   TracerProvider,
 } from "@opentelemetry/sdk-trace";
+import { currentCall } from "./call-context.ts";
+
+/** The trace context outgoing work continues: the current call's, else OpenTelemetry's active one. */
+function activeContext(): Context {
+  return currentCall()?.traceContext ?? context.active();
+}
 
 let tracer: Tracer | undefined;
 let provider: TracerProvider | undefined;
+/** Share of new traces sampled; decided here, before any span exists, so an unsampled call costs nothing. */
+let rootRatio = 0.05;
+
+/**
+ * The context of every call not sampled: one shared non-recording span, so such a call allocates no span
+ * or context. Outgoing calls still carry it (traceparent flags 00), so the services behind follow the
+ * decision instead of sampling fragments of the trace. Its ids are not per request: log lines of an
+ * unsampled call carry no trace ids (their request id still ties them together).
+ */
+const UNSAMPLED_CONTEXT = trace.setSpan(
+  ROOT_CONTEXT,
+  trace.wrapSpanContext({
+    traceId: randomBytes(16).toString("hex"),
+    spanId: randomBytes(8).toString("hex"),
+    traceFlags: TraceFlags.NONE,
+  }),
+);
+const UNSAMPLED: OpenSpan = {
+  span: trace.getSpan(UNSAMPLED_CONTEXT)!,
+  context: UNSAMPLED_CONTEXT,
+  sampled: false,
+  end() {},
+};
+const sampledRoot = () => Math.random() < rootRatio;
 
 export interface TracingOptions {
   service: string;
   /** Where spans go; default OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT. */
   exporter?: SpanExporter;
-  /** Share of new traces sampled (a caller's decision is always followed). Default OTEL_TRACES_SAMPLER_ARG or 0.1. */
+  /** Share of new traces sampled (a caller's decision is always followed). Default OTEL_TRACES_SAMPLER_ARG or 0.05. */
   ratio?: number;
   /** Export each span as it ends (tests); default batches. */
   immediate?: boolean;
@@ -58,11 +90,13 @@ export function startTracing(opts: TracingOptions): void {
   if (!opts.exporter && !endpoint) return;
   const envRatio = Number(process.env.OTEL_TRACES_SAMPLER_ARG);
   const ratio =
-    opts.ratio ?? (Number.isFinite(envRatio) && process.env.OTEL_TRACES_SAMPLER_ARG ? envRatio : 0.1);
+    opts.ratio ?? (Number.isFinite(envRatio) && process.env.OTEL_TRACES_SAMPLER_ARG ? envRatio : 0.05);
   const exporter = opts.exporter ?? new OTLPTraceExporter();
+  rootRatio = ratio;
   provider = new TracerProvider({
     resource: resourceFromAttributes({ "service.name": process.env.OTEL_SERVICE_NAME ?? opts.service }),
-    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) }),
+    // Roots are decided by sampledRoot() before a span is made; the SDK follows parents.
+    sampler: new ParentBasedSampler({ root: new AlwaysOnSampler() }),
     spanProcessors: [
       opts.immediate ? new SimpleSpanProcessor({ exporter }) : new BatchSpanProcessor({ exporter }),
     ],
@@ -92,6 +126,8 @@ const SERVER_ERRORS = new Set([2, 4, 12, 13, 14, 15]);
 export interface OpenSpan {
   readonly span: Span;
   readonly context: Context;
+  /** False for a call the sampler left out (no span recorded, no trace ids in logs). */
+  readonly sampled: boolean;
   end(code: number, message?: string): void;
 }
 
@@ -99,6 +135,7 @@ function open(span: Span, ctx: Context, errorCodes: (code: number) => boolean): 
   return {
     span,
     context: ctx,
+    sampled: true,
     end(code, message) {
       span.setAttribute("rpc.grpc.status_code", code);
       if (errorCodes(code)) span.setStatus({ code: SpanStatusCode.ERROR, ...(message ? { message } : {}) });
@@ -124,6 +161,8 @@ export function serverSpan(
   attributes: Attributes = {},
 ): OpenSpan | undefined {
   if (!tracer) return undefined;
+  const traceparent = getter.get(headers, "traceparent");
+  if (traceparent === undefined ? !sampledRoot() : traceparent.endsWith("-00")) return UNSAMPLED;
   const parent = propagation.extract(ROOT_CONTEXT, headers, getter);
   const span = tracer.startSpan(
     `${service}/${method}`,
@@ -144,7 +183,12 @@ export function clientSpan(
   headers?: Headers,
 ): OpenSpan | undefined {
   if (!tracer) return undefined;
-  const parent = context.active();
+  const parent = activeContext();
+  const current = trace.getSpan(parent);
+  if (current ? !(current.spanContext().traceFlags & TraceFlags.SAMPLED) : !sampledRoot()) {
+    if (headers) injectInto(headers, UNSAMPLED_CONTEXT);
+    return UNSAMPLED;
+  }
   const span = tracer.startSpan(
     `${service}/${method}`,
     {
@@ -165,7 +209,7 @@ export function clientSpan(
 
 /** Writes the current trace context into `carrier` (e.g. an outbox event's trace_context). */
 export function injectContext(carrier: Record<string, string>): void {
-  if (tracer) propagation.inject(context.active(), carrier);
+  if (tracer) propagation.inject(activeContext(), carrier);
 }
 
 /** Runs `fn` as a child of the trace context in `carrier` (an event's), under a span named `name`. */
@@ -176,6 +220,9 @@ export function withContextFrom<T>(
   fn: () => Promise<T>,
 ): Promise<T> {
   if (!tracer) return fn();
+  const traceparent = carrier.traceparent;
+  if (traceparent === undefined ? !sampledRoot() : traceparent.endsWith("-00"))
+    return context.with(UNSAMPLED_CONTEXT, fn);
   const parent = propagation.extract(ROOT_CONTEXT, carrier);
   const span = tracer.startSpan(name, { kind: SpanKind.PRODUCER, attributes }, parent);
   return context.with(trace.setSpan(parent, span), async () => {
@@ -193,8 +240,9 @@ export function withContextFrom<T>(
 /** A CLIENT span for a database statement under the current span, or undefined (off, or no current span). */
 export function dbSpan(operation: string): Span | undefined {
   if (!tracer) return undefined;
-  const parent = context.active();
-  if (!trace.getSpan(parent)) return undefined;
+  const parent = activeContext();
+  const current = trace.getSpan(parent);
+  if (!current || !(current.spanContext().traceFlags & TraceFlags.SAMPLED)) return undefined;
   return tracer.startSpan(
     operation.toUpperCase(),
     {
@@ -213,14 +261,16 @@ export function inContext<T>(span: OpenSpan | undefined, fn: () => T): T {
 /** trace_id and span_id of the current span, for log lines. */
 export function logIds(): { trace_id?: string; span_id?: string } {
   if (!tracer) return {};
-  const s = trace.getSpan(context.active())?.spanContext();
-  return s ? { trace_id: s.traceId, span_id: s.spanId } : {};
+  const s = trace.getSpan(activeContext())?.spanContext();
+  return s && s.traceFlags & TraceFlags.SAMPLED ? { trace_id: s.traceId, span_id: s.spanId } : {};
 }
 
 /** Puts the current trace context into outgoing call headers (when tracing is on). */
-export function injectInto(headers: Headers): void {
+export function injectInto(headers: Headers, ctx?: Context): void {
   if (tracer)
-    propagation.inject(context.active(), headers, { set: (h: Headers, k: string, v: string) => h.set(k, v) });
+    propagation.inject(ctx ?? activeContext(), headers, {
+      set: (h: Headers, k: string, v: string) => h.set(k, v),
+    });
 }
 
 /** Exports what is buffered (at shutdown). */

@@ -13,8 +13,8 @@ import {
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { AppService } from "@dispatch/gen/dispatch/app/v1/app_pb.ts";
 import {
+  accessLogger,
   CODE_NAMES,
-  inContext,
   type Logger,
   runInCall,
   ServerMethodMetrics,
@@ -51,6 +51,7 @@ export interface EdgeOptions {
  */
 export async function startEdgeServer(opts: EdgeOptions): Promise<{ port: number; close(): Promise<void> }> {
   const methodMetrics = new Map<string, ServerMethodMetrics>();
+  const access = accessLogger(opts.logger);
   // One JSON line and one set of metrics per RPC, as every internal server has; and a call context, so
   // downstream calls carry this call's request id, deadline and cancellation.
   const observe: Interceptor = (next) => async (req) => {
@@ -64,17 +65,18 @@ export async function startEdgeServer(opts: EdgeOptions): Promise<{ port: number
     metrics.start();
     const requestId = req.header.get("x-request-id") || randomUUID();
     const timeout = timeoutOf(req.header);
+    const span = serverSpan(req.header, req.service.typeName, req.method.name, {
+      "rpc.system": "connect_rpc",
+    });
     const ctx = {
       signal: req.signal,
       deadline: timeout === undefined ? undefined : Date.now() + timeout,
       requestId,
+      traceContext: span?.context,
     };
     let code = 0;
-    const span = serverSpan(req.header, req.service.typeName, req.method.name, {
-      "rpc.system": "connect_rpc",
-    });
     try {
-      const res = await inContext(span, () => runInCall(ctx, () => next(req)));
+      const res = await runInCall(ctx, () => next(req));
       res.header.set("x-request-id", requestId);
       return res;
     } catch (err) {
@@ -85,7 +87,7 @@ export async function startEdgeServer(opts: EdgeOptions): Promise<{ port: number
     } finally {
       metrics.done(code, (performance.now() - started) / 1000);
       span?.end(code);
-      const ids = span?.span.spanContext();
+      const ids = span?.sampled ? span.span.spanContext() : undefined;
       const fields = {
         rpc: { service: req.service.typeName, method: req.method.name },
         code: CODE_NAMES[code],
@@ -96,8 +98,8 @@ export async function startEdgeServer(opts: EdgeOptions): Promise<{ port: number
         protocol: req.requestMethod === "GET" ? "connect-get" : protocolOf(req.header.get("content-type")),
       };
       if (code === Code.Internal || code === Code.Unknown || code === Code.DataLoss)
-        opts.logger.error(fields, "rpc");
-      else opts.logger.info(fields, "rpc");
+        access.error(fields, "rpc");
+      else access.info(fields, "rpc");
     }
   };
 
