@@ -124,6 +124,9 @@ describe(`tracing (${process.env.TEST_DATABASE_URL ? "postgres" : "pglite"})`, (
     expect(parentOf(toCatalog)).toBe(orders);
     expect(parentOf(catalog)).toBe(toCatalog);
     expect(orders.attributes["rpc.grpc.status_code"]).toBe(0);
+    // One request id on every hop: the edge's, passed on by the client.
+    expect(orders.attributes["dispatch.request_id"]).toBe(edge!.attributes["dispatch.request_id"]);
+    expect(catalog.attributes["dispatch.request_id"]).toBe(edge!.attributes["dispatch.request_id"]);
 
     // The event the order wrote carries the trace: its delivery and the consumer's handling join it.
     const deliver = trace.find((s) => s.name === "outbox deliver");

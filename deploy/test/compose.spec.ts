@@ -10,6 +10,7 @@ const repo = join(dirname(fileURLToPath(import.meta.url)), "../..");
 
 interface ComposeService {
   image?: string;
+  profiles?: string[];
   build?: { context: string; dockerfile: string };
   ports?: string[];
   environment?: Record<string, string>;
@@ -59,16 +60,18 @@ describe("docker-compose.yml", () => {
   });
 
   it("publishes only the gateway, and every container has a health check", () => {
-    const published = Object.entries(all).filter(([, s]) => s.ports?.length);
+    const published = Object.entries(all).filter(([, s]) => s.ports?.length && !s.profiles);
     expect(published.map(([name]) => name)).toEqual(["gateway"]);
     expect(all.gateway!.ports).toEqual(["8080:8080"]);
-    for (const [name, s] of Object.entries(all)) expect(s.healthcheck?.test, name).toBeDefined();
+    for (const [name, s] of Object.entries(all))
+      if (!s.profiles) expect(s.healthcheck?.test, name).toBeDefined();
     for (const { service } of services)
       expect(all[service]!.healthcheck!.test).toEqual(["CMD", "node", "/app/dist/health-probe.mjs"]);
   });
 
   it("starts each service only after what it depends on is healthy", () => {
     for (const [name, s] of Object.entries(all)) {
+      if (s.profiles) continue;
       for (const [dep, how] of Object.entries(s.depends_on ?? {})) {
         expect(all[dep], `${name} depends on ${dep}`).toBeDefined();
         expect(how.condition, `${name} -> ${dep}`).toBe("service_healthy");
@@ -111,5 +114,34 @@ describe("docker-compose.yml", () => {
       expect(s.read_only).toBe(true);
       expect(s.cap_drop).toEqual(["ALL"]);
     }
+  });
+});
+
+describe("docker compose --profile observability", () => {
+  it("is valid, and adds a collector, Jaeger, Prometheus and Grafana only under its profile", () => {
+    try {
+      execFileSync("docker-compose", ["--profile", "observability", "config", "-q"], {
+        cwd: repo,
+        stdio: "pipe",
+      });
+    } catch (err) {
+      const e = err as { code?: string; stderr?: string };
+      if (e.code !== "ENOENT") throw new Error(`docker-compose config failed:\n${e.stderr}`);
+    }
+    const extra = Object.entries(all).filter(([, s]) => s.profiles?.includes("observability"));
+    expect(extra.map(([n]) => n).sort()).toEqual(["grafana", "jaeger", "otel-collector", "prometheus"]);
+    for (const { service } of services) {
+      // Empty unless the environment sets it: tracing off by default.
+      expect(all[service]!.environment?.OTEL_EXPORTER_OTLP_ENDPOINT ?? "", service).toBe("");
+      expect(Object.keys(all[service]!.environment ?? {})).toContain("OTEL_EXPORTER_OTLP_ENDPOINT");
+    }
+  });
+
+  it("has Prometheus scrape every service's admin port", () => {
+    const prom = parse(readFileSync(join(repo, "deploy/observability/prometheus.yml"), "utf8")) as {
+      scrape_configs: { static_configs: { targets: string[] }[] }[];
+    };
+    const targets = prom.scrape_configs.flatMap((c) => c.static_configs.flatMap((s) => s.targets));
+    expect(targets.sort()).toEqual(services.map((s) => `${s.service}:${s.env.ADMIN_PORT}`).sort());
   });
 });

@@ -89,12 +89,16 @@ export function newService(name: string, root: string, opts: { install?: boolean
     environment:
       DATABASE_URL: postgres://dispatch:\${POSTGRES_PASSWORD:-dispatch}@postgres:5432/${name}
       LOG_LEVEL: \${LOG_LEVEL:-info}
+      OTEL_EXPORTER_OTLP_ENDPOINT: \${OTEL_EXPORTER_OTLP_ENDPOINT:-}
     depends_on:
       <<: *database
 
   gateway:
 `,
     ),
+  );
+  edit(root, "deploy/observability/prometheus.yml", (t) =>
+    t.replace(/( {10}- gateway:\d+\n)/, `$1          - ${name}:${port + 1000}\n`),
   );
   edit(root, "deploy/k8s/overlays/dev/kustomization.yaml", (t) =>
     t

@@ -333,6 +333,7 @@ class ServerCall implements HandlerContext {
     entry.metrics.start();
     this.span = serverSpan(headers, entry.service, entry.method);
     this.requestId = headerString(headers["x-request-id"]) || randomUUID();
+    if (this.span?.sampled) this.span.span.setAttribute("dispatch.request_id", this.requestId);
     const enc = headers["grpc-encoding"];
     this.encoding = enc === "identity" ? undefined : headerString(enc);
     const timeout = parseTimeout(headerString(headers["grpc-timeout"]));

@@ -67,6 +67,7 @@ export async function startEdgeServer(opts: EdgeOptions): Promise<{ port: number
     const timeout = timeoutOf(req.header);
     const span = serverSpan(req.header, req.service.typeName, req.method.name, {
       "rpc.system": "connect_rpc",
+      "dispatch.request_id": requestId,
     });
     const ctx = {
       signal: req.signal,

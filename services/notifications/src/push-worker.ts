@@ -28,14 +28,12 @@ export class PushWorker {
   }
 
   start(): void {
-    const repo = this.opts.repo;
-    gauge("dispatch_push_queue_depth", "Push notifications queued and not yet sent.", [], async function () {
-      this.set(await repo.queueDepth().catch(() => 0));
-    });
+    queues.add(this.opts.repo);
     this.poller.start();
   }
 
   stop(): Promise<void> {
+    queues.delete(this.opts.repo);
     return this.poller.stop();
   }
 
@@ -93,3 +91,10 @@ const pushSends = counter(
   "Pushes handed to a provider, by platform (ios: APNs, android: FCM) and result.",
   ["platform", "result"],
 );
+
+const queues = new Set<NotificationsRepository>();
+gauge("dispatch_push_queue_depth", "Push notifications queued and not yet sent.", [], async function () {
+  let n = 0;
+  for (const q of queues) n += await q.queueDepth().catch(() => 0);
+  this.set(n);
+});
