@@ -1,4 +1,5 @@
 import { mkdirSync } from "node:fs";
+import { gauge } from "@dispatch/runtime";
 import { sql } from "drizzle-orm";
 import { readMigrationFiles } from "drizzle-orm/migrator";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
@@ -6,6 +7,8 @@ import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
 import { cancellable, DatabaseGate } from "./cancellation.ts";
+
+const poolSize = gauge("dispatch_db_pool_size", "PostgreSQL connections the pool may open (its max).");
 
 export interface OpenDatabaseOptions<TSchema extends Record<string, unknown>> {
   /** The owning service, for connection names in pg_stat_activity. */
@@ -55,6 +58,8 @@ export async function openDatabase<TSchema extends Record<string, unknown>>(
       connect_timeout: 3,
       backoff: (retries: number) => Math.min(0.5, 0.05 * 2 ** retries) * (0.5 + Math.random() / 2),
     });
+    // Pool usage: dispatch_db_queries_in_flight against this (postgres.js exposes no pool counters).
+    poolSize.set(opts.poolSize ?? 10);
     const gate = new DatabaseGate(() => withTimeout(client`select 1`, 1000, "database probe"));
     const wrapped = cancellable(client, opts.signal ?? (() => undefined), gate);
     const db = drizzlePostgres(wrapped, { schema: opts.schema, ...(logger ? { logger } : {}) });

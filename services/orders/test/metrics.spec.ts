@@ -104,6 +104,7 @@ describe("/metrics on the admin port", () => {
         delta("dispatch_db_query_seconds_count", { operation: "insert", outcome: "ok" }),
       ).toBeGreaterThanOrEqual(3);
       expect(sample(text, "dispatch_db_queries_in_flight")).toBe(0);
+      expect(sample(text, "dispatch_db_pool_size")).toBeGreaterThan(0);
     }
   });
 
