@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from "node:async_hooks";
-import type { Context } from "@opentelemetry/api";
+import type { OpenSpan } from "./tracing.ts";
 
 /**
  * What outgoing calls and database queries need to know about the incoming call they serve:
@@ -13,10 +13,10 @@ export interface CallContext {
   /** The caller's x-request-id, or one generated for this call. */
   readonly requestId: string;
   /**
-   * The call's OpenTelemetry context (its server span) when tracing is on. Carried here rather than in a
-   * second AsyncLocalStorage: outgoing calls, SQL spans and log lines find it through currentCall().
+   * The call's server span (sampled or not) when tracing is on. Carried here rather than in a second
+   * AsyncLocalStorage: outgoing calls, SQL spans and log lines find it through currentCall().
    */
-  readonly traceContext?: Context | undefined;
+  readonly traceSpan?: OpenSpan | undefined;
 }
 
 const storage = new AsyncLocalStorage<CallContext>();

@@ -260,13 +260,14 @@ export class GrpcServer {
     call.metrics.done(code, (performance.now() - call.startedAt) / 1000);
     call.span?.end(code, err instanceof Error ? err.message : undefined);
     const log = call.methodLog;
-    const ids = call.span?.sampled ? call.span.span.spanContext() : undefined;
+    const ids = call.span;
     const fields = {
       code: codeNames[code],
       durationMs: round(performance.now() - call.startedAt),
       peer: call.peer,
       requestId: call.requestId,
-      ...(ids ? { trace_id: ids.traceId, span_id: ids.spanId } : {}),
+      trace_id: ids?.traceId,
+      span_id: ids?.spanId,
     };
     // An unexpected error may carry request data: it goes through the redacting logger.
     if (err !== undefined) call.redactingLog.error({ ...fields, err }, "rpc failed unexpectedly");
@@ -363,8 +364,8 @@ class ServerCall implements HandlerContext {
     return this.callLog;
   }
 
-  get traceContext() {
-    return this.span?.context;
+  get traceSpan() {
+    return this.span;
   }
 
   get redactingLog(): Logger {

@@ -35,7 +35,7 @@ import { currentCall } from "./call-context.ts";
 
 /** The trace context outgoing work continues: the current call's, else OpenTelemetry's active one. */
 function activeContext(): Context {
-  return currentCall()?.traceContext ?? context.active();
+  return currentCall()?.traceSpan?.context ?? context.active();
 }
 
 let tracer: Tracer | undefined;
@@ -45,9 +45,9 @@ let rootRatio = 0.05;
 
 /**
  * The context of every call not sampled: one shared non-recording span, so such a call allocates no span
- * or context. Outgoing calls still carry it (traceparent flags 00), so the services behind follow the
- * decision instead of sampling fragments of the trace. Its ids are not per request: log lines of an
- * unsampled call carry no trace ids (their request id still ties them together).
+ * or context. Each such call still gets its own trace and span ids (random, or the caller's trace id) for
+ * its log lines and for the traceparent (flags 00) it passes on, so the services behind follow the
+ * decision instead of sampling fragments, and every line of the request shares one trace_id.
  */
 const UNSAMPLED_CONTEXT = trace.setSpan(
   ROOT_CONTEXT,
@@ -57,12 +57,30 @@ const UNSAMPLED_CONTEXT = trace.setSpan(
     traceFlags: TraceFlags.NONE,
   }),
 );
-const UNSAMPLED: OpenSpan = {
-  span: trace.getSpan(UNSAMPLED_CONTEXT)!,
-  context: UNSAMPLED_CONTEXT,
-  sampled: false,
-  end() {},
-};
+const UNSAMPLED_SPAN = trace.getSpan(UNSAMPLED_CONTEXT)!;
+
+// Ids of unsampled calls: unique per process (a random prefix) and cheap (a counter), because every call
+// needs them for its log line; they never reach a sampler's ratio decision (downstream follows flags 00).
+const TRACE_PREFIX = randomBytes(8).toString("hex");
+const SPAN_PREFIX = randomBytes(4).toString("hex");
+let idCounter = 0;
+const nextTraceId = () => TRACE_PREFIX + (++idCounter).toString(16).padStart(16, "0");
+const nextSpanId = () => SPAN_PREFIX + (++idCounter % 0xffffffff).toString(16).padStart(8, "0");
+
+/** A call the sampler left out: shared context, own ids, nothing to end. A class, so no closure per call. */
+class UnsampledSpan implements OpenSpan {
+  readonly span = UNSAMPLED_SPAN;
+  readonly context = UNSAMPLED_CONTEXT;
+  readonly sampled = false;
+  readonly spanId = nextSpanId();
+  constructor(readonly traceId: string) {}
+  end(): void {}
+}
+
+function unsampled(traceId: string = nextTraceId()): OpenSpan {
+  return new UnsampledSpan(traceId);
+}
+const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-([0-9a-f]{2})$/;
 const sampledRoot = () => Math.random() < rootRatio;
 
 export interface TracingOptions {
@@ -126,16 +144,21 @@ const SERVER_ERRORS = new Set([2, 4, 12, 13, 14, 15]);
 export interface OpenSpan {
   readonly span: Span;
   readonly context: Context;
-  /** False for a call the sampler left out (no span recorded, no trace ids in logs). */
+  /** False for a call the sampler left out: no span is recorded, but it has ids for logs and downstream. */
   readonly sampled: boolean;
+  readonly traceId: string;
+  readonly spanId: string;
   end(code: number, message?: string): void;
 }
 
 function open(span: Span, ctx: Context, errorCodes: (code: number) => boolean): OpenSpan {
+  const ids = span.spanContext();
   return {
     span,
     context: ctx,
     sampled: true,
+    traceId: ids.traceId,
+    spanId: ids.spanId,
     end(code, message) {
       span.setAttribute("rpc.grpc.status_code", code);
       if (errorCodes(code)) span.setStatus({ code: SpanStatusCode.ERROR, ...(message ? { message } : {}) });
@@ -162,7 +185,14 @@ export function serverSpan(
 ): OpenSpan | undefined {
   if (!tracer) return undefined;
   const traceparent = getter.get(headers, "traceparent");
-  if (traceparent === undefined ? !sampledRoot() : traceparent.endsWith("-00")) return UNSAMPLED;
+  const caller = traceparent === undefined ? null : TRACEPARENT.exec(traceparent);
+  if (!caller) {
+    // No (valid) caller context: a new trace, sampled at the configured ratio.
+    if (!sampledRoot()) return unsampled();
+  } else if (!(Number.parseInt(caller[2]!, 16) & 1)) {
+    // The caller did not sample: follow it, keeping its trace id for the logs.
+    return unsampled(caller[1]);
+  }
   const parent = propagation.extract(ROOT_CONTEXT, headers, getter);
   const span = tracer.startSpan(
     `${service}/${method}`,
@@ -186,8 +216,9 @@ export function clientSpan(
   const parent = activeContext();
   const current = trace.getSpan(parent);
   if (current ? !(current.spanContext().traceFlags & TraceFlags.SAMPLED) : !sampledRoot()) {
-    if (headers) injectInto(headers, UNSAMPLED_CONTEXT);
-    return UNSAMPLED;
+    const call = currentCall()?.traceSpan ?? unsampled();
+    if (headers) headers.set("traceparent", `00-${call.traceId}-${call.spanId}-00`);
+    return call.sampled ? unsampled(call.traceId) : call;
   }
   const span = tracer.startSpan(
     `${service}/${method}`,
@@ -209,7 +240,10 @@ export function clientSpan(
 
 /** Writes the current trace context into `carrier` (e.g. an outbox event's trace_context). */
 export function injectContext(carrier: Record<string, string>): void {
-  if (tracer) propagation.inject(activeContext(), carrier);
+  if (!tracer) return;
+  const call = currentCall()?.traceSpan;
+  if (call && !call.sampled) carrier.traceparent = `00-${call.traceId}-${call.spanId}-00`;
+  else propagation.inject(activeContext(), carrier);
 }
 
 /** Runs `fn` as a child of the trace context in `carrier` (an event's), under a span named `name`. */
@@ -261,7 +295,9 @@ export function inContext<T>(span: OpenSpan | undefined, fn: () => T): T {
 /** trace_id and span_id of the current span, for log lines. */
 export function logIds(): { trace_id?: string; span_id?: string } {
   if (!tracer) return {};
-  const s = trace.getSpan(activeContext())?.spanContext();
+  const call = currentCall()?.traceSpan;
+  if (call) return { trace_id: call.traceId, span_id: call.spanId };
+  const s = trace.getSpan(context.active())?.spanContext();
   return s && s.traceFlags & TraceFlags.SAMPLED ? { trace_id: s.traceId, span_id: s.spanId } : {};
 }
 

@@ -157,9 +157,26 @@ describe("serve(): unary calls from real clients", () => {
         trace_id: traceId,
         span_id: span?.spanContext().spanId,
       });
-      // A call with no traceparent starts a new trace, unsampled at ratio 0: no span recorded.
-      await echo.echo({ message: "hi" });
+      // A call with no traceparent starts a new trace, unsampled at ratio 0: no span recorded, but its
+      // log line still has ids; a caller that did not sample keeps its trace id in our logs.
+      await echo.echo({ message: "hi" }, { headers: { "x-request-id": "req-unsampled" } });
+      const otherTrace = "0af7651916cd43dd8448eb211c80319c";
+      await echo.echo(
+        { message: "hi" },
+        {
+          headers: {
+            traceparent: `00-${otherTrace}-b7ad6b7169203331-00`,
+            "x-request-id": "req-caller-unsampled",
+          },
+        },
+      );
+      await new Promise((r) => setTimeout(r, 10));
       expect(exporter.getFinishedSpans()).toHaveLength(1);
+      const unsampledLine = logs.find((l) => l.requestId === "req-unsampled");
+      expect(unsampledLine?.trace_id).toMatch(/^[0-9a-f]{32}$/);
+      expect(unsampledLine?.span_id).toMatch(/^[0-9a-f]{16}$/);
+      expect(unsampledLine?.trace_id).not.toBe(traceId);
+      expect(logs.find((l) => l.requestId === "req-caller-unsampled")?.trace_id).toBe(otherTrace);
     } finally {
       await stopTracing();
     }

@@ -73,7 +73,7 @@ export async function startEdgeServer(opts: EdgeOptions): Promise<{ port: number
       signal: req.signal,
       deadline: timeout === undefined ? undefined : Date.now() + timeout,
       requestId,
-      traceContext: span?.context,
+      traceSpan: span,
     };
     let code = 0;
     try {
@@ -88,7 +88,7 @@ export async function startEdgeServer(opts: EdgeOptions): Promise<{ port: number
     } finally {
       metrics.done(code, (performance.now() - started) / 1000);
       span?.end(code);
-      const ids = span?.sampled ? span.span.spanContext() : undefined;
+      const ids = span;
       const fields = {
         rpc: { service: req.service.typeName, method: req.method.name },
         code: CODE_NAMES[code],
