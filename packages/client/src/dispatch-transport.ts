@@ -343,7 +343,7 @@ export class DispatchTransport implements Transport {
       signal = signal ? AbortSignal.any([signal, incoming.signal]) : incoming.signal;
       if (!headers.has("x-request-id")) headers.set("x-request-id", incoming.requestId);
     }
-    injectInto(headers, span?.context);
+    injectInto(headers, span);
     return { signal, timeoutMs: Math.max(1, Math.floor(timeout)), header: headers };
   }
 }

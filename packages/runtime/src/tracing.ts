@@ -182,10 +182,12 @@ export function serverSpan(
   service: string,
   method: string,
   attributes: Attributes = {},
-): OpenSpan | undefined {
-  if (!tracer) return undefined;
+): OpenSpan {
   const traceparent = getter.get(headers, "traceparent");
   const caller = traceparent === undefined ? null : TRACEPARENT.exec(traceparent);
+  // Tracing off: the call still has W3C ids (the caller's trace id, or a new one) for its log lines and
+  // for the services it calls, so one request shares one trace_id everywhere.
+  if (!tracer) return unsampled(caller?.[1]);
   if (!caller) {
     // No (valid) caller context: a new trace, sampled at the configured ratio.
     if (!sampledRoot()) return unsampled();
@@ -212,13 +214,19 @@ export function clientSpan(
   target: string,
   headers?: Headers,
 ): OpenSpan | undefined {
-  if (!tracer) return undefined;
+  if (!tracer) {
+    const call = currentCall()?.traceSpan;
+    if (call && headers) injectInto(headers, call);
+    return call;
+  }
   const parent = activeContext();
   const current = trace.getSpan(parent);
   if (current ? !(current.spanContext().traceFlags & TraceFlags.SAMPLED) : !sampledRoot()) {
-    const call = currentCall()?.traceSpan ?? unsampled();
-    if (headers) headers.set("traceparent", `00-${call.traceId}-${call.spanId}-00`);
-    return call.sampled ? unsampled(call.traceId) : call;
+    // Not sampled: no client span; the call's own ids (flags 00) go downstream.
+    const call = currentCall()?.traceSpan;
+    const unsampledCall = call && !call.sampled ? call : unsampled(call?.traceId);
+    if (headers) injectInto(headers, unsampledCall);
+    return unsampledCall;
   }
   const span = tracer.startSpan(
     `${service}/${method}`,
@@ -240,10 +248,9 @@ export function clientSpan(
 
 /** Writes the current trace context into `carrier` (e.g. an outbox event's trace_context). */
 export function injectContext(carrier: Record<string, string>): void {
-  if (!tracer) return;
   const call = currentCall()?.traceSpan;
   if (call && !call.sampled) carrier.traceparent = `00-${call.traceId}-${call.spanId}-00`;
-  else propagation.inject(activeContext(), carrier);
+  else if (tracer) propagation.inject(activeContext(), carrier);
 }
 
 /** Runs `fn` as a child of the trace context in `carrier` (an event's), under a span named `name`. */
@@ -294,17 +301,18 @@ export function inContext<T>(span: OpenSpan | undefined, fn: () => T): T {
 
 /** trace_id and span_id of the current span, for log lines. */
 export function logIds(): { trace_id?: string; span_id?: string } {
-  if (!tracer) return {};
   const call = currentCall()?.traceSpan;
   if (call) return { trace_id: call.traceId, span_id: call.spanId };
+  if (!tracer) return {};
   const s = trace.getSpan(context.active())?.spanContext();
   return s && s.traceFlags & TraceFlags.SAMPLED ? { trace_id: s.traceId, span_id: s.spanId } : {};
 }
 
-/** Puts the current trace context into outgoing call headers (when tracing is on). */
-export function injectInto(headers: Headers, ctx?: Context): void {
-  if (tracer)
-    propagation.inject(ctx ?? activeContext(), headers, {
+/** Puts a call's trace context (default: the current one) into outgoing call headers. */
+export function injectInto(headers: Headers, span?: OpenSpan): void {
+  if (span && !span.sampled) headers.set("traceparent", `00-${span.traceId}-${span.spanId}-00`);
+  else if (tracer)
+    propagation.inject(span?.context ?? activeContext(), headers, {
       set: (h: Headers, k: string, v: string) => h.set(k, v),
     });
 }

@@ -163,11 +163,16 @@ describe(`the app's flow through the gateway (${process.env.TEST_DATABASE_URL ? 
     expect(newest.status).toBe(401);
   });
 
-  it("follows one request by its x-request-id from the edge to catalog, and answers with it", async () => {
+  it("follows one request by its x-request-id and W3C trace id from the edge to catalog", async () => {
     const requestId = `e2e-${crypto.randomUUID()}`;
+    const traceId = crypto.randomUUID().replaceAll("-", "");
     const res = await fetch(`${stack.url}/dispatch.app.v1.AppService/ListRestaurants`, {
       method: "POST",
-      headers: { "content-type": "application/json", "x-request-id": requestId },
+      headers: {
+        "content-type": "application/json",
+        "x-request-id": requestId,
+        traceparent: `00-${traceId}-00f067aa0ba902b7-00`,
+      },
       body: JSON.stringify({ pageSize: 1 }),
     });
     expect(res.status).toBe(200);
@@ -186,6 +191,9 @@ describe(`the app's flow through the gateway (${process.env.TEST_DATABASE_URL ? 
       rpc: { method: "ListRestaurants" },
       code: "OK",
     });
+    // Tracing is off in this stack, yet the caller's W3C trace id reaches catalog's log line.
+    expect(line.trace_id).toBe(traceId);
+    expect(line.span_id).toMatch(/^[0-9a-f]{16}$/);
     // The gateway's own line and series for the call.
     const metrics = await (await fetch(`http://127.0.0.1:${stack.gateway.adminPort}/metrics`)).text();
     expect(metrics).toMatch(
