@@ -1,0 +1,146 @@
+/**
+ * Start-up and memory (`pnpm bench:startup`, part of `pnpm bench`): each service's bundle
+ * (services/<svc>/dist/main.mjs, as the images run it) from process start to SERVING on grpc.health.v1,
+ * its idle RSS, and `pnpm start` (every service through tsx on PGlite) to all healthy.
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import net from "node:net";
+import { fileURLToPath } from "node:url";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.ts";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const admin = process.env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+const services = JSON.parse(readFileSync(`${root}/deploy/services.json`, "utf8")) as {
+  service: string;
+  database: boolean;
+  internalPort?: number;
+}[];
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function serving(port: number, timeoutMs: number): Promise<void> {
+  const health = createClient(Health, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }));
+  const until = performance.now() + timeoutMs;
+  for (;;) {
+    try {
+      if ((await health.check({}, { timeoutMs: 200 })).status === HealthCheckResponse_ServingStatus.SERVING)
+        return;
+    } catch {
+      // not yet
+    }
+    if (performance.now() > until) throw new Error(`not SERVING on ${port}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const rssMb = (pid: number) =>
+  Math.round((Number(readFileSync(`/proc/${pid}/statm`, "utf8").split(" ")[1]) * 4096) / 1e5) / 10;
+
+export interface StartupRow {
+  service: string;
+  startMs: number;
+  idleRssMb: number;
+}
+
+/** One service's bundle, three starts; the median start and the RSS after 2 s idle. */
+async function measureService(svc: (typeof services)[number]): Promise<StartupRow> {
+  const db = `dispatch_bench_${svc.service}_${process.pid}`;
+  const url = new URL(admin);
+  const pg = ["-h", url.hostname, "-p", url.port || "5432", "-U", url.username || "postgres"];
+  const starts: number[] = [];
+  let idle = 0;
+  try {
+    if (svc.database) {
+      execFileSync("dropdb", [...pg, "--if-exists", db]);
+      execFileSync("createdb", [...pg, db]);
+    }
+    url.pathname = `/${db}`;
+    for (let i = 0; i < 3; i++) {
+      const [port, internal, adminPort] = [await freePort(), await freePort(), await freePort()];
+      const env: Record<string, string> = {
+        ...(process.env as Record<string, string>),
+        NODE_ENV: "production",
+        LOG_LEVEL: "warn",
+        PORT: String(port),
+        ADMIN_PORT: String(adminPort),
+        ...(svc.internalPort ? { INTERNAL_PORT: String(internal) } : {}),
+        ...(svc.database ? { DATABASE_URL: url.toString() } : {}),
+      };
+      const t0 = performance.now();
+      const child: ChildProcess = spawn(process.execPath, [`services/${svc.service}/dist/main.mjs`], {
+        cwd: root,
+        env,
+        stdio: "ignore",
+      });
+      try {
+        await serving(svc.internalPort ? internal : port, 30_000);
+        starts.push(performance.now() - t0);
+        if (i === 2) {
+          await new Promise((r) => setTimeout(r, 2000));
+          idle = rssMb(child.pid!);
+        }
+      } finally {
+        child.kill("SIGTERM");
+        await new Promise((r) => child.once("exit", r));
+      }
+    }
+  } finally {
+    if (svc.database) execFileSync("dropdb", [...pg, "--if-exists", "--force", db]);
+  }
+  starts.sort((a, b) => a - b);
+  return { service: svc.service, startMs: Math.round(starts[1]!), idleRssMb: idle };
+}
+
+/** `pnpm start` from spawn to its "all healthy" banner, on fresh in-memory embedded databases. */
+async function measurePnpmStart(): Promise<number> {
+  const t0 = performance.now();
+  const child = spawn(process.execPath, ["--import", "tsx", "scripts/start.ts"], {
+    cwd: root,
+    env: { ...process.env, LOG_LEVEL: "warn", DATA_DIR: "memory://" },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
+  let out = "";
+  const ms = await new Promise<number>((resolve, reject) => {
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d;
+      if (out.includes("Walk through the app")) resolve(performance.now() - t0);
+    });
+    child.once("exit", (code) => reject(new Error(`pnpm start exited ${code}:\n${out}`)));
+  });
+  process.kill(-child.pid!, "SIGINT");
+  await new Promise((r) => child.once("exit", r));
+  return Math.round(ms);
+}
+
+/** RSS of Node itself, idle, running nothing: the floor under every service's figure. */
+async function bareNodeRssMb(): Promise<number> {
+  const child = spawn(process.execPath, ["-e", "setTimeout(() => {}, 5000)"], { stdio: "ignore" });
+  await new Promise((r) => setTimeout(r, 2000));
+  const mb = rssMb(child.pid!);
+  child.kill();
+  return mb;
+}
+
+export async function startup(): Promise<{ rows: StartupRow[]; pnpmStartMs: number; bareNodeMb: number }> {
+  execFileSync(process.execPath, ["packages/build/src/bundle.ts"], { cwd: root, stdio: "inherit" });
+  const rows: StartupRow[] = [];
+  for (const svc of services) {
+    const row = await measureService(svc);
+    console.error(`${svc.service}: start to SERVING ${row.startMs} ms, idle RSS ${row.idleRssMb} MB`);
+    rows.push(row);
+  }
+  const pnpmStartMs = await measurePnpmStart();
+  console.error(`pnpm start to all healthy: ${pnpmStartMs} ms`);
+  return { rows, pnpmStartMs, bareNodeMb: await bareNodeRssMb() };
+}
