@@ -74,18 +74,14 @@ export class DispatchTransport implements Transport {
   private readonly throttle: RetryThrottle;
   /** Attempts sent, first ones, retries, hedges and transparent retries; for tests and metrics. */
   attempts = 0;
-  private readonly metrics = new Map<string, ClientMethodMetrics>();
+  /** Keyed by the method's descriptor (a stable object): no key string to build per call. */
+  private readonly metrics = new WeakMap<object, ClientMethodMetrics>();
 
-  private metricsFor(method: {
-    parent: { typeName: string };
-    name: string;
-    methodKind: string;
-  }): ClientMethodMetrics {
-    const key = `${method.parent.typeName}/${method.name}`;
-    let m = this.metrics.get(key);
+  private metricsFor(method: DescMethodUnary<DescMessage, DescMessage>): ClientMethodMetrics {
+    let m = this.metrics.get(method);
     if (!m) {
       m = new ClientMethodMetrics(this.opts.name, method.methodKind, method.parent.typeName, method.name);
-      this.metrics.set(key, m);
+      this.metrics.set(method, m);
     }
     return m;
   }
@@ -115,8 +111,9 @@ export class DispatchTransport implements Transport {
     input: MessageInitShape<I>,
     contextValues?: ContextValues,
   ): Promise<UnaryResponse<I, O>> {
-    const metrics = this.metricsFor(method);
-    const since = metrics.start();
+    const metrics = this.metricsFor(method as DescMethodUnary<DescMessage, DescMessage>);
+    const since = performance.now();
+    metrics.start();
     const span = clientSpan(method.parent.typeName, method.name, this.opts.name);
     try {
       const res = await this.unaryCall(
@@ -129,12 +126,12 @@ export class DispatchTransport implements Transport {
         input,
         contextValues,
       );
-      metrics.done(0, since);
+      metrics.done(0, (performance.now() - since) / 1000);
       span?.end(0);
       return res;
     } catch (err) {
       const e = ConnectError.from(err);
-      metrics.done(e.code, since);
+      metrics.done(e.code, (performance.now() - since) / 1000);
       span?.end(e.code, e.rawMessage);
       throw err;
     }

@@ -17,7 +17,7 @@ import {
   type RawMessage,
 } from "./grpc-protocol.ts";
 import type { HandlerContext, ServiceRegistration } from "./handler.ts";
-import { accessLogger } from "./logger.ts";
+import { accessLogger, logRpc } from "./logger.ts";
 import { ServerMethodMetrics } from "./metrics.ts";
 import { type OpenSpan, serverSpan } from "./tracing.ts";
 
@@ -271,9 +271,7 @@ export class GrpcServer {
     };
     // An unexpected error may carry request data: it goes through the redacting logger.
     if (err !== undefined) call.redactingLog.error({ ...fields, err }, "rpc failed unexpectedly");
-    else if (code === Code.Internal || code === Code.Unknown || code === Code.DataLoss)
-      log.error(fields, "rpc");
-    else log.info(fields, "rpc");
+    else logRpc(log, fields, code);
   }
 }
 

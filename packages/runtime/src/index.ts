@@ -31,14 +31,13 @@ export type {
   UnaryImpl,
 } from "./handler.ts";
 export type { ServingStatus } from "./health.ts";
-export { accessLogger, createLogger, type Logger } from "./logger.ts";
+export { accessLogger, createLogger, type Logger, logRpc } from "./logger.ts";
 export {
   CODE_NAMES,
   counter,
   gauge,
-  grpcType,
   histogram,
-  LATENCY_BUCKETS,
+  RpcMethodMetrics,
   registry as metricsRegistry,
   ServerMethodMetrics,
 } from "./metrics.ts";
@@ -48,15 +47,12 @@ export {
   clientSpan,
   dbSpan,
   flushTracing,
-  inContext,
   injectContext,
   injectInto,
-  logIds,
   type OpenSpan,
   serverSpan,
   startTracing,
   stopTracing,
   type TracingOptions,
-  tracingOn,
   withContextFrom,
 } from "./tracing.ts";

@@ -84,3 +84,12 @@ const access = new WeakMap<Logger, Logger>();
 export function accessLogger(logger: Logger): Logger {
   return access.get(logger) ?? logger;
 }
+
+/** gRPC codes that mean the server failed (not the caller): their RPC lines are errors. */
+const SERVER_FAULTS = new Set([2, 13, 15]); // Unknown, Internal, DataLoss
+
+/** Writes the one line per RPC: error level for server faults, info for everything else. */
+export function logRpc(access: Logger, fields: object, code: number): void {
+  if (SERVER_FAULTS.has(code)) access.error(fields, "rpc");
+  else access.info(fields, "rpc");
+}

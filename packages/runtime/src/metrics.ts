@@ -75,33 +75,43 @@ export function histogram(
 }
 
 const RPC_LABELS = ["grpc_type", "grpc_service", "grpc_method"];
-const serverStarted = counter("grpc_server_started_total", "RPCs started on the server.", RPC_LABELS);
-const serverHandled = counter("grpc_server_handled_total", "RPCs completed on the server, by status code.", [
-  ...RPC_LABELS,
-  "grpc_code",
-]);
-const serverSeconds = histogram(
-  "grpc_server_handling_seconds",
-  "Time from an RPC's arrival to its status, on the server.",
-  RPC_LABELS,
-);
-const serverShed = counter(
-  "dispatch_grpc_server_shed_total",
-  "RPCs refused with RESOURCE_EXHAUSTED because the server was at MAX_IN_FLIGHT.",
-  ["grpc_service", "grpc_method"],
-);
 
-/** A method's server-side series, resolved once so a call costs two increments and one observation. */
-export class ServerMethodMetrics {
+/** go-grpc-prometheus' three families for one side of a call. */
+function rpcFamilies(side: "server" | "client") {
+  const who = side === "server" ? "on the server" : "by clients";
+  return {
+    started: counter(`grpc_${side}_started_total`, `RPCs started ${who}.`, RPC_LABELS),
+    handled: counter(`grpc_${side}_handled_total`, `RPCs completed ${who}, by status code.`, [
+      ...RPC_LABELS,
+      "grpc_code",
+    ]),
+    seconds: histogram(
+      `grpc_${side}_handling_seconds`,
+      side === "server"
+        ? "Time from an RPC's arrival to its status, on the server."
+        : "Time from a client starting an RPC to its status, retries included.",
+      RPC_LABELS,
+    ),
+  };
+}
+const families = { server: rpcFamilies("server"), client: rpcFamilies("client") };
+
+/**
+ * One method's series on one side of the call, resolved once so that a call costs two increments and
+ * one observation. The server and the client each extend it with their own series.
+ */
+export class RpcMethodMetrics {
+  protected readonly labels: { grpc_type: string; grpc_service: string; grpc_method: string };
+  private readonly family: ReturnType<typeof rpcFamilies>;
   private readonly started: client.Counter.Internal;
   private readonly seconds: client.Histogram.Internal<string>;
   private readonly handled: client.Counter.Internal[] = [];
-  private readonly labels: Record<string, string>;
 
-  constructor(kind: string, service: string, method: string) {
+  constructor(side: "server" | "client", kind: string, service: string, method: string) {
+    this.family = families[side];
     this.labels = { grpc_type: grpcType(kind), grpc_service: service, grpc_method: method };
-    this.started = serverStarted.labels(this.labels);
-    this.seconds = serverSeconds.labels(this.labels);
+    this.started = this.family.started.labels(this.labels);
+    this.seconds = this.family.seconds.labels(this.labels);
   }
 
   start(): void {
@@ -111,15 +121,27 @@ export class ServerMethodMetrics {
   done(code: number, seconds: number): void {
     let h = this.handled[code];
     if (!h) {
-      h = serverHandled.labels({ ...this.labels, grpc_code: CODE_NAMES[code] ?? String(code) });
+      h = this.family.handled.labels({ ...this.labels, grpc_code: CODE_NAMES[code] ?? String(code) });
       this.handled[code] = h;
     }
     h.inc();
     this.seconds.observe(seconds);
   }
+}
+
+const serverShed = counter(
+  "dispatch_grpc_server_shed_total",
+  "RPCs refused with RESOURCE_EXHAUSTED because the server was at MAX_IN_FLIGHT.",
+  ["grpc_service", "grpc_method"],
+);
+
+export class ServerMethodMetrics extends RpcMethodMetrics {
+  constructor(kind: string, service: string, method: string) {
+    super("server", kind, service, method);
+  }
 
   shed(): void {
-    serverShed.inc({ grpc_service: this.labels.grpc_service!, grpc_method: this.labels.grpc_method! });
+    serverShed.inc({ grpc_service: this.labels.grpc_service, grpc_method: this.labels.grpc_method });
   }
 }
 

@@ -93,11 +93,6 @@ export interface TracingOptions {
   immediate?: boolean;
 }
 
-/** True when spans are being recorded in this process. */
-export function tracingOn(): boolean {
-  return tracer !== undefined;
-}
-
 /**
  * Starts tracing for the process, once; later calls (several services in one test process) reuse it.
  * Without an exporter and without OTEL_EXPORTER_OTLP_ENDPOINT it does nothing.
@@ -292,11 +287,6 @@ export function dbSpan(operation: string): Span | undefined {
     },
     parent,
   );
-}
-
-/** Runs fn inside `ctx` (when tracing is on). */
-export function inContext<T>(span: OpenSpan | undefined, fn: () => T): T {
-  return span ? context.with(span.context, fn) : fn();
 }
 
 /** trace_id and span_id of the current span, for log lines. */

@@ -16,6 +16,7 @@ import {
   accessLogger,
   CODE_NAMES,
   type Logger,
+  logRpc,
   runInCall,
   ServerMethodMetrics,
   serverSpan,
@@ -98,9 +99,7 @@ export async function startEdgeServer(opts: EdgeOptions): Promise<{ port: number
         ...(ids ? { trace_id: ids.traceId, span_id: ids.spanId } : {}),
         protocol: req.requestMethod === "GET" ? "connect-get" : protocolOf(req.header.get("content-type")),
       };
-      if (code === Code.Internal || code === Code.Unknown || code === Code.DataLoss)
-        access.error(fields, "rpc");
-      else access.info(fields, "rpc");
+      logRpc(access, fields, code);
     }
   };
 
