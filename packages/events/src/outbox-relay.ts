@@ -82,12 +82,7 @@ export class OutboxRelay {
 
   /** Seconds since the oldest undelivered event was written (0 when none): the relay's lag. */
   async lagSeconds(): Promise<number> {
-    const [row] = rowsOf<{ lag: number | string | null }>(
-      await this.opts.db.execute(
-        sql`select extract(epoch from now() - min(created_at))::float8 as lag from outbox where published_at is null`,
-      ),
-    );
-    return Number(row?.lag ?? 0);
+    return (await this.backlog()).lagSeconds;
   }
 
   /** One round: claim, deliver, record. Returns how many events were delivered. */
@@ -186,15 +181,22 @@ const deliveries = counter(
   "Event deliveries from the outbox relay, by subscriber and result (failed ones are retried).",
   ["subscriber", "result"],
 );
-async function scrapeBacklog(): Promise<{ events: number; lagSeconds: number }> {
-  let events = 0;
-  let lagSeconds = 0;
-  for (const r of relays) {
-    const b = await r.backlog().catch(() => ({ events: 0, lagSeconds: 0 }));
-    events += b.events;
-    lagSeconds = Math.max(lagSeconds, b.lagSeconds);
-  }
-  return { events, lagSeconds };
+/** One query per relay per scrape, shared by the two gauges below (read within the same scrape). */
+let lastScrape: { at: number; result: Promise<{ events: number; lagSeconds: number }> } | undefined;
+function scrapeBacklog(): Promise<{ events: number; lagSeconds: number }> {
+  if (lastScrape && performance.now() - lastScrape.at < 1000) return lastScrape.result;
+  const result = (async () => {
+    let events = 0;
+    let lagSeconds = 0;
+    for (const r of relays) {
+      const b = await r.backlog().catch(() => ({ events: 0, lagSeconds: 0 }));
+      events += b.events;
+      lagSeconds = Math.max(lagSeconds, b.lagSeconds);
+    }
+    return { events, lagSeconds };
+  })();
+  lastScrape = { at: performance.now(), result };
+  return result;
 }
 gauge(
   "dispatch_outbox_backlog",
