@@ -23,9 +23,7 @@ import {
  * within 5 s of PostgreSQL being back; every order acknowledged before the fault is still there.
  */
 it("orders rides out a PostgreSQL restart: UNAVAILABLE, NOT_SERVING, back within 5 s, nothing lost", async () => {
-  const pg = new ThrowawayPostgres();
-  onCleanup(() => pg.destroy());
-  await pg.init();
+  const pg = await ThrowawayPostgres.start();
   const ordersUrl = await pg.createDatabase("orders");
   const catalogDb = await createTestDatabase("dispatch_fault_catalog");
   onCleanup(() => catalogDb.drop());

@@ -114,6 +114,14 @@ const pgBin = (() => {
  * test may stop and start it; never the machine's shared server. As root it runs as `postgres`.
  */
 export class ThrowawayPostgres {
+  /** A running one, removed after the test (onCleanup). */
+  static async start(): Promise<ThrowawayPostgres> {
+    const pg = new ThrowawayPostgres();
+    onCleanup(() => pg.destroy());
+    await pg.init();
+    return pg;
+  }
+
   readonly dir = mkdtempSync(join(tmpdir(), "dispatch-pg-"));
   port = 0;
   private readonly asRoot = process.getuid?.() === 0;

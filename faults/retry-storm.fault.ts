@@ -23,9 +23,7 @@ import {
  * catalog's own RPC log.
  */
 it("the retry budget keeps attempts near 1.1x the calls while the downstream fails everything", async () => {
-  const pg = new ThrowawayPostgres();
-  onCleanup(() => pg.destroy());
-  await pg.init();
+  const pg = await ThrowawayPostgres.start();
   const url = await pg.createDatabase("catalog");
   const catalog = await startServiceProcess("catalog", { DATABASE_URL: url, LOG_LEVEL: "info" });
   onCleanup(() => catalog.stop());

@@ -70,16 +70,22 @@ export function containerProcess(buildahRun: ChildProcess, script: string): numb
   return undefined;
 }
 
+/** Arguments of `buildah run` for `command` in `container` with `env` (chroot isolation, as built). */
+function runArgs(container: string, env: Record<string, string>, command: string[]): string[] {
+  const envArgs = Object.entries(env).flatMap(([k, v]) => ["--env", `${k}=${v}`]);
+  return ["run", "--isolation", "chroot", ...envArgs, container, "--", ...command];
+}
+
+/** Runs `command` to its end inside the container; resolves with its output, rejects on a failed exit. */
+export function runIn(container: string, env: Record<string, string>, command: string[]): Promise<string> {
+  return buildah(runArgs(container, env, command));
+}
+
 /** `buildah run` of the container with the image's own entrypoint, as a runtime would start it. */
 export function runContainer(container: string, entrypoint: string[], env: Record<string, string>) {
-  const envArgs = Object.entries(env).flatMap(([k, v]) => ["--env", `${k}=${v}`]);
-  const child = spawn(
-    "buildah",
-    [...STORAGE, "run", "--isolation", "chroot", ...envArgs, container, "--", ...entrypoint],
-    {
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
+  const child = spawn("buildah", [...STORAGE, ...runArgs(container, env, entrypoint)], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let output = "";
   child.stdout.on("data", (d) => (output += d));
   child.stderr.on("data", (d) => (output += d));

@@ -15,7 +15,7 @@ import { PaymentsService } from "@dispatch/gen/dispatch/payments/v1/payments_pb.
 import { Health, HealthCheckResponse_ServingStatus } from "@dispatch/gen/grpc/health/v1/health_pb.ts";
 import { createTestDatabase, freePort, type TestDatabase } from "@dispatch/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildah, containerProcess, inspectImage, runContainer } from "./buildah.ts";
+import { buildah, containerProcess, inspectImage, runContainer, runIn } from "./buildah.ts";
 
 /**
  * Builds every service's image from its own Dockerfile with buildah (no Docker engine here), on bases
@@ -197,16 +197,7 @@ describe.each(services)("image of $service", (spec) => {
     const container = await buildah(["from", image]);
     if (env.DATABASE_URL) {
       // What the Kubernetes migration Job runs; the service then starts with MIGRATIONS=wait.
-      const { stdout } = await exec("buildah", [
-        "--storage-driver",
-        "vfs",
-        "run",
-        "--isolation",
-        "chroot",
-        "--env",
-        `DATABASE_URL=${env.DATABASE_URL}`,
-        container,
-        "--",
+      const stdout = await runIn(container, { DATABASE_URL: env.DATABASE_URL }, [
         ...config.entrypoint,
         "migrate",
       ]);
@@ -232,17 +223,7 @@ describe.each(services)("image of $service", (spec) => {
       const startMs = performance.now() - started;
 
       // The image's own HEALTHCHECK command, run inside the container as Docker would.
-      const probe = await exec("buildah", [
-        "--storage-driver",
-        "vfs",
-        "run",
-        "--isolation",
-        "chroot",
-        ...Object.entries(env).flatMap(([k, v]) => ["--env", `${k}=${v}`]),
-        container,
-        "--",
-        ...config.healthcheck!.slice(1),
-      ]).then(
+      const probe = await runIn(container, env, config.healthcheck!.slice(1)).then(
         () => 0,
         (e: { code?: number }) => e.code ?? 1,
       );
