@@ -73,6 +73,26 @@ describe.runIf(adminUrl)("openDatabase on PostgreSQL", () => {
     }
   });
 
+  it("runs drizzle's parameterised queries as named prepared statements, parsed once per connection", async () => {
+    const database = await openDatabase({ service: "dbtest", url, schema, migrationsFolder, poolSize: 1 });
+    try {
+      await database.db.insert(notes).values({ id: 7001, body: "prepared" });
+      for (let i = 0; i < 3; i++) {
+        const [row] = await database.db.select().from(notes).where(eq(notes.id, 7001));
+        expect(row?.body).toBe("prepared");
+      }
+      // One connection (poolSize 1): its prepared statements are visible to the next query on it.
+      const prepared = (await database.db.execute(
+        sql`select statement from pg_prepared_statements where statement like '%from "notes" where%'`,
+      )) as unknown as { statement: string }[];
+      // The select was parsed and kept once, however many times it ran.
+      expect(prepared).toHaveLength(1);
+      expect(prepared[0]!.statement).toMatch(/where "notes"\."id" = \$1/);
+    } finally {
+      await database.close();
+    }
+  });
+
   it("cancels a running query on the server when the call's signal aborts", async () => {
     // As in a service: the signal of the call being handled comes from async context.
     const call = new AsyncLocalStorage<AbortSignal>();
