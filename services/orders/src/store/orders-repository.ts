@@ -27,17 +27,22 @@ export class PgOrdersRepository implements OrdersRepository {
   }
 
   async insert(o: NewOrder, event: (order: Order) => OutboxEvent): Promise<Order | undefined> {
+    // Statements that do not depend on each other's results are issued together: inside a transaction
+    // postgres.js pipelines them on the transaction's connection (one write, one round trip, run in the
+    // order issued), so placing an order costs five round trips instead of eight.
     return this.db.transaction(async (tx) => {
       // The local copy of the restaurant's name. An upsert would lock the restaurant's row for the whole
       // transaction and serialize every order of a popular restaurant; this locks it only on a rename.
-      await tx
-        .insert(restaurants)
-        .values({ id: o.restaurantId, name: o.restaurantName })
-        .onConflictDoNothing({ target: restaurants.id });
-      await tx
-        .update(restaurants)
-        .set({ name: o.restaurantName, updatedAt: sql`now()` })
-        .where(and(eq(restaurants.id, o.restaurantId), ne(restaurants.name, o.restaurantName)));
+      await together([
+        tx
+          .insert(restaurants)
+          .values({ id: o.restaurantId, name: o.restaurantName })
+          .onConflictDoNothing({ target: restaurants.id }),
+        tx
+          .update(restaurants)
+          .set({ name: o.restaurantName, updatedAt: sql`now()` })
+          .where(and(eq(restaurants.id, o.restaurantId), ne(restaurants.name, o.restaurantName))),
+      ]);
       const [row] = await tx
         .insert(orders)
         .values({
@@ -57,19 +62,6 @@ export class PgOrdersRepository implements OrdersRepository {
         .onConflictDoNothing({ target: orders.requestId })
         .returning({ createdAt: orders.createdAt });
       if (!row) return undefined;
-      await tx.insert(orderItems).values(
-        o.items.map((item, lineNo) => ({
-          orderId: o.id,
-          lineNo,
-          menuItemId: item.menuItemId,
-          name: item.name,
-          quantity: item.quantity,
-          unitPriceMinor: item.unitPrice.amountMinor,
-        })),
-      );
-      await tx
-        .insert(orderStatusHistory)
-        .values({ orderId: o.id, status: o.status, changedAt: row.createdAt });
       const order: Order = {
         id: o.id,
         userId: o.userId,
@@ -86,7 +78,20 @@ export class PgOrdersRepository implements OrdersRepository {
         updatedAt: row.createdAt,
         statusHistory: [{ status: o.status, changedAt: row.createdAt, reason: "" }],
       };
-      await tx.insert(outbox).values(orderEventRow(event(order)));
+      await together([
+        tx.insert(orderItems).values(
+          o.items.map((item, lineNo) => ({
+            orderId: o.id,
+            lineNo,
+            menuItemId: item.menuItemId,
+            name: item.name,
+            quantity: item.quantity,
+            unitPriceMinor: item.unitPrice.amountMinor,
+          })),
+        ),
+        tx.insert(orderStatusHistory).values({ orderId: o.id, status: o.status, changedAt: row.createdAt }),
+        tx.insert(outbox).values(orderEventRow(event(order))),
+      ]);
       return order;
     });
   }
@@ -97,21 +102,28 @@ export class PgOrdersRepository implements OrdersRepository {
 
   /** One query over orders, order items and restaurants (the app's /orders/active). */
   async listActive(userId: string): Promise<Order[]> {
-    const active = [...ACTIVE_STATUSES];
+    // The app's most frequent read: its SQL is built once per repository, not on every call.
+    this.activeQuery ??= this.buildActiveQuery();
+    return groupOrders(await this.activeQuery.execute({ userId }));
+  }
+
+  private activeQuery: ReturnType<PgOrdersRepository["buildActiveQuery"]> | undefined;
+
+  private buildActiveQuery() {
     const recent = this.db
       .select({ id: orders.id })
       .from(orders)
-      .where(and(eq(orders.userId, userId), inArray(orders.status, active)))
+      .where(and(eq(orders.userId, sql.placeholder("userId")), inArray(orders.status, [...ACTIVE_STATUSES])))
       .orderBy(desc(orders.createdAt), desc(orders.id))
       .limit(ACTIVE_LIMIT);
-    const rows = await this.db
+    return this.db
       .select({ order: orders, restaurantName: restaurants.name, item: orderItems })
       .from(orders)
       .innerJoin(restaurants, eq(restaurants.id, orders.restaurantId))
       .innerJoin(orderItems, eq(orderItems.orderId, orders.id))
       .where(inArray(orders.id, recent))
-      .orderBy(desc(orders.createdAt), desc(orders.id), asc(orderItems.lineNo));
-    return groupOrders(rows);
+      .orderBy(desc(orders.createdAt), desc(orders.id), asc(orderItems.lineNo))
+      .prepare("orders_list_active");
   }
 
   async updateStatus(
@@ -158,6 +170,16 @@ type JoinedRow = {
 };
 
 /** Folds joined rows (one per item, ordered by order then line) into orders. */
+/**
+ * Issues the statements at once and waits for every one of them, then fails with the first error: the
+ * transaction is rolled back only after all of its statements have settled.
+ */
+async function together(statements: PromiseLike<unknown>[]): Promise<void> {
+  const results = await Promise.allSettled(statements);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) throw failed.reason;
+}
+
 function groupOrders(rows: JoinedRow[]): Order[] {
   const result: Order[] = [];
   let current: Order | undefined;
