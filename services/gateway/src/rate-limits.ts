@@ -26,7 +26,13 @@ export class RateLimits {
     prefix?: string;
   }) {
     this.redis = opts.redisUrl
-      ? new Redis(opts.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1 })
+      ? // Auto-pipelining: the commands of concurrent calls (and a call's address and user limits)
+        // leave in one write and come back in one read.
+        new Redis(opts.redisUrl, {
+          enableOfflineQueue: false,
+          maxRetriesPerRequest: 1,
+          enableAutoPipelining: true,
+        })
       : undefined;
     const make = (prefix: string, points: number, duration: number): RateLimiterAbstract =>
       this.redis
