@@ -12,6 +12,7 @@ export interface LoadResult {
   reqPerSec: number;
   meanMs: number;
   p50Ms: number;
+  p90Ms: number;
   p99Ms: number;
 }
 
@@ -43,6 +44,14 @@ export async function h2load(opts: {
   streams: number;
   requests?: number;
   durationS?: number;
+  /** Warm-up before the measured duration (timed runs only). */
+  warmupS?: number;
+  /** Requests per second per client (h2load --rps): a fixed rate instead of as fast as possible. */
+  rps?: number;
+  /** Request headers; default: a gRPC call. */
+  headers?: string[];
+  /** HTTP/1.1 instead of h2c. */
+  h1?: boolean;
 }): Promise<LoadResult> {
   const dir = mkdtempSync(join(tmpdir(), "dispatch-bench-"));
   try {
@@ -58,13 +67,13 @@ export async function h2load(opts: {
       "1",
       "-d",
       bodyFile,
-      "-H",
-      "content-type: application/grpc",
-      "-H",
-      "te: trailers",
+      ...(opts.headers ?? ["content-type: application/grpc", "te: trailers"]).flatMap((h) => ["-H", h]),
       "--log-file",
       logFile,
       ...(opts.durationS ? ["-D", String(opts.durationS)] : ["-n", String(opts.requests ?? 10_000)]),
+      ...(opts.durationS && opts.warmupS ? ["--warm-up-time", String(opts.warmupS)] : []),
+      ...(opts.rps ? ["--rps", String(opts.rps)] : []),
+      ...(opts.h1 ? ["--h1"] : []),
       opts.url,
     ];
     const { stdout } = await run("h2load", args, { maxBuffer: 16 * 1024 * 1024 });
@@ -85,6 +94,7 @@ export async function h2load(opts: {
       reqPerSec,
       meanMs: latencies.reduce((a, b) => a + b, 0) / latencies.length,
       p50Ms: at(0.5),
+      p90Ms: at(0.9),
       p99Ms: at(0.99),
     };
   } finally {

@@ -19,7 +19,7 @@ const services = JSON.parse(readFileSync(`${root}/deploy/services.json`, "utf8")
   internalPort?: number;
 }[];
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const s = net.createServer().listen(0, "127.0.0.1", () => {
       const { port } = s.address() as net.AddressInfo;
@@ -28,7 +28,7 @@ function freePort(): Promise<number> {
   });
 }
 
-async function serving(port: number, timeoutMs: number): Promise<void> {
+export async function serving(port: number, timeoutMs: number): Promise<void> {
   const health = createClient(Health, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }));
   const until = performance.now() + timeoutMs;
   for (;;) {
@@ -43,7 +43,7 @@ async function serving(port: number, timeoutMs: number): Promise<void> {
   }
 }
 
-const rssMb = (pid: number) =>
+export const rssMb = (pid: number) =>
   Math.round((Number(readFileSync(`/proc/${pid}/statm`, "utf8").split(" ")[1]) * 4096) / 1e5) / 10;
 
 export interface StartupRow {

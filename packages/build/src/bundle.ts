@@ -37,7 +37,8 @@ export async function bundleService(service: string): Promise<BundleReport> {
     platform: "node",
     format: "esm",
     target: "node24",
-    minify: true,
+    // BUNDLE_MINIFY=0: readable function names, for CPU profiles of the bundles (bench/profile.ts).
+    minify: process.env.BUNDLE_MINIFY !== "0",
     treeShaking: true,
     legalComments: "none",
     external: notInImages,

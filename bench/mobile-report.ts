@@ -1,0 +1,93 @@
+/** Runs the mobile scenarios (bench/mobile.ts) and renders their section of docs/BENCHMARKS.md. */
+import { fixedS, type MobileReport, mobile, type Point, stepS } from "./mobile.ts";
+
+const ms = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : "–");
+const HEAD =
+  "| protocol | target rps | achieved req/s | requests | errors | p50 ms | p90 ms | p99 ms |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |";
+const rows = (points: Point[]) =>
+  [
+    HEAD,
+    ...points.map(
+      (p) =>
+        `| ${p.protocol} | ${p.targetRps} | ${p.achievedRps} | ${p.requests} | ${p.errors}${p.errors && p.errorCodes ? ` (${p.errorCodes})` : ""} | ${ms(p.p50Ms)} | ${ms(p.p90Ms)} | ${ms(p.p99Ms)} |`,
+    ),
+  ].join("\n");
+
+export async function mobileReport(machine: string): Promise<{ content: string; ok: boolean }> {
+  const r: MobileReport = await mobile();
+  const fixedOk = r.activeFixed.every((p) => p.errors === 0 && p.p99Ms <= 10);
+  const bestOk = Object.values(r.activeBest).every((b) => b >= 3000);
+  const placeOk = r.placeFixed.errors === 0 && r.placeFixed.p99Ms <= 25;
+  const services = Object.keys(r.rssIdle) as (keyof MobileReport["rssIdle"])[];
+  const idleOk = services.every((s) => r.rssIdle[s] <= 60);
+  const loadedOk = services.every((s) => r.rssLoaded[s] <= 120);
+  const bar = (ok: boolean) => (ok ? "met" : "**not met**");
+  const best = Object.entries(r.activeBest);
+  const content = `The whole stack as the images run it (each service's bundle as its own process, \`NODE_ENV=production\`,
+logs at info to /dev/null, tracing off as without an OTLP endpoint), each service on its own database in
+the local PostgreSQL 15, the gateway's rate limits in the local Redis (raised to the most the gateway
+accepts, 1,000,000 a minute: all the load is one user at one address). The load generator shares the 2 cores.
+
+- Date: ${new Date().toISOString().slice(0, 10)}
+- Machine: ${machine}
+- Command: \`pnpm bench:mobile\` (part of \`pnpm bench\`)
+- Data: ${r.seed.users} users, ${r.seed.orders} orders, ${r.seed.items} order lines (5 per order), ${r.seed.activeOrders} of
+  the orders active, one status-history row per order; seeded in ${r.seed.seedS} s, then \`ANALYZE\`. The signed-in user
+  has 3 active orders (15 lines) among their 10.
+- Indexes the active-orders plan uses: ${r.indexesUsed.map((i) => `\`${i}\``).join(", ")} (plan below).
+- Responses checked: h2load sees only HTTP statuses, so during every h2load run a real client asks for the
+  same list over the other protocol every 100 ms and checks it (3 orders, 5 lines each, totals, names, newest
+  first): ${r.samplesChecked} answers checked, all correct. And the gateway's \`grpc_server_handled_total\` must count every
+  call h2load saw succeed as OK (a gRPC error is still HTTP 200 to h2load). Place order checks every reply.
+
+### Active orders: ListActiveOrders through the gateway → orders → PostgreSQL
+
+h2load \`--rps\` (a fixed rate per connection; gRPC: 10 connections × up to 10 streams; HTTP/1.1: one request
+at a time per connection, 20–200 connections): ${fixedS} s at 500 rps after 2 s of warm-up, then ${stepS} s a step.
+
+${rows(r.activeFixed)}
+
+Step search (stops at the first step whose p99 exceeds 50 ms, that has an error, or that falls 5 % short of its rate):
+
+${rows(r.activeSteps)}
+
+Highest rate with p99 ≤ 50 ms: ${best.map(([p, b]) => `${p} **${b} rps**`).join("; ")}.
+
+### Place order: PlaceOrder through the gateway → orders → catalog (prices) → insert with outbox
+
+\`bench/driver.ts\`, open loop: each call has its own request_id (h2load repeats one body, and a repeated
+request_id is the idempotent replay of one order, not a new one); latency runs from each call's scheduled
+send time; every reply is decoded and checked (OK, a new order id, 5 lines, the total the catalog's prices
+give). The orders outbox relays each OrderPlaced to the gateway and notifications while the load runs.
+
+${rows([r.placeFixed])}
+
+Step search:
+
+${rows(r.placeSteps)}
+
+Highest rate with p99 ≤ 50 ms: **${r.placeBest} rps**.
+
+### Memory
+
+| service | RSS idle, stack up and seeded (bar ≤ 60 MB) | RSS peak during active orders (bar ≤ 120 MB) |
+| --- | ---: | ---: |
+${services.map((s) => `| ${s} | ${r.rssIdle[s]} MB | ${r.rssLoaded[s]} MB |`).join("\n")}
+
+### Against the bars
+
+| figure | bar | this run | |
+| --- | --- | --- | --- |
+| active orders at 500 rps | p99 ≤ 10 ms, 0 errors | ${r.activeFixed.map((p) => `${p.protocol}: p99 ${ms(p.p99Ms)} ms, ${p.errors} errors`).join("; ")} | ${bar(fixedOk)} |
+| active orders, highest rate with p99 ≤ 50 ms | ≥ 3,000 rps | ${best.map(([p, b]) => `${p}: ${b}`).join("; ")} | ${bar(bestOk)} |
+| place order at 200 rps | p99 ≤ 25 ms, 0 errors | p99 ${ms(r.placeFixed.p99Ms)} ms, ${r.placeFixed.errors} errors | ${bar(placeOk)} |
+| RSS idle, per service | ≤ 60 MB | max ${Math.max(...Object.values(r.rssIdle))} MB | ${bar(idleOk)} |
+| RSS under active orders, per service | ≤ 120 MB | max ${Math.max(...Object.values(r.rssLoaded))} MB | ${bar(loadedOk)} |
+
+The active-orders query's plan for the signed-in user (\`EXPLAIN ANALYZE\`, the repository's query written out):
+
+\`\`\`
+${r.plan}
+\`\`\``;
+  return { content, ok: fixedOk && bestOk && placeOk && idleOk && loadedOk };
+}

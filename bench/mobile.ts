@@ -1,0 +1,468 @@
+/**
+ * The mobile flows under load through the gateway, on the whole stack (bench/stack.ts) and real
+ * PostgreSQL: active orders (h2load, Connect JSON over HTTP/1.1 and gRPC over h2c; fixed rate, then a
+ * step search) and place order (bench/driver.ts, fixed rate then a step search), with every service's
+ * RSS idle and at the end of the active-orders load.
+ */
+import { spawn } from "node:child_process";
+import http from "node:http";
+import { create, type JsonValue, toBinary } from "@bufbuild/protobuf";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import {
+  AppService,
+  ListActiveOrdersRequestSchema,
+  type Order,
+  OrderStatus,
+} from "../gen/dispatch/app/v1/app_pb.ts";
+import { demoData } from "../services/catalog/src/store/seed.ts";
+import type { DriverOptions, DriverResult } from "./driver.ts";
+import { grpcBody, h2load, type LoadResult } from "./h2load.ts";
+import { counterSum, type ServiceName, type Stack, startStack } from "./stack.ts";
+
+export const fixedS = Number(process.env.BENCH_FIXED_S ?? 30);
+export const stepS = Number(process.env.BENCH_STEP_S ?? 10);
+const USERS = 10_000;
+const ORDERS_PER_USER = 10;
+const ITEMS_PER_ORDER = 5;
+/** The signed-in user has 3 active orders (5 lines each) among their 10. */
+const BENCH_USER_ACTIVE = 3;
+
+export interface Point {
+  protocol: string;
+  targetRps: number;
+  achievedRps: number;
+  requests: number;
+  errors: number;
+  /** What failed: the gateway's status codes (warm-up and sampler calls included), or the driver's sample. */
+  errorCodes?: string;
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+}
+
+export interface MobileReport {
+  seed: { users: number; orders: number; items: number; activeOrders: number; seedS: number };
+  plan: string;
+  indexesUsed: string[];
+  activeFixed: Point[];
+  activeSteps: Point[];
+  activeBest: Record<string, number>;
+  placeFixed: Point;
+  placeSteps: Point[];
+  placeBest: number;
+  samplesChecked: number;
+  rssIdle: Record<ServiceName, number>;
+  rssLoaded: Record<ServiceName, number>;
+}
+
+/** 10k users, 100k orders, 5 lines each, one status-history row per order; the bench user is user 1. */
+export function seed(stack: Stack, benchUser: string): MobileReport["seed"] {
+  const t0 = performance.now();
+  const restaurants = demoData().restaurants.map((r) => `('${r.id}', '${r.name!.replace(/'/g, "''")}')`);
+  stack.psql(
+    "orders",
+    `
+INSERT INTO restaurants (id, name) VALUES ${restaurants.join(",")} ON CONFLICT (id) DO NOTHING;
+CREATE TEMP TABLE u AS
+  SELECT n, CASE WHEN n = 1 THEN :'bench_user' ELSE gen_random_uuid()::text END AS user_id,
+         CASE WHEN n = 1 THEN ${BENCH_USER_ACTIVE} ELSE n % 4 END AS active
+  FROM generate_series(1, ${USERS}) n;
+CREATE TEMP TABLE o AS
+  SELECT gen_random_uuid() AS id, u.n, k, u.user_id,
+         'rst-' || lpad((((u.n + k) % 23) + 1)::text, 3, '0') AS restaurant_id,
+         CASE WHEN k <= u.active THEN (ARRAY['PLACED','ACCEPTED','PREPARING','OUT_FOR_DELIVERY'])[1 + (u.n + k) % 4]
+              WHEN k % 7 = 0 THEN 'CANCELLED' ELSE 'DELIVERED' END AS status,
+         now() - make_interval(hours => k * 20 + (u.n % 13)) AS created_at
+  FROM u, generate_series(1, ${ORDERS_PER_USER}) k;
+INSERT INTO orders (id, request_id, request_hash, user_id, restaurant_id, status, currency_code,
+                    subtotal_minor, delivery_fee_minor, total_minor, delivery_address, note, created_at, updated_at)
+  SELECT id, 'seed-' || id, 'seed', user_id, restaurant_id, status, 'EUR', 6400, 199, 6599,
+         jsonb_build_object('line1', 'Torstrasse ' || n, 'line2', '', 'city', 'Berlin',
+                            'postalCode', '10119', 'countryCode', 'DE'),
+         '', created_at, created_at
+  FROM o;
+INSERT INTO order_items (order_id, line_no, menu_item_id, name, quantity, unit_price_minor)
+  SELECT o.id, l, o.restaurant_id || '-item-' || lpad(l::text, 2, '0'), 'Dish ' || l, 1 + l % 2, 500 + 100 * l
+  FROM o, generate_series(1, ${ITEMS_PER_ORDER}) l;
+INSERT INTO order_status_history (order_id, status, changed_at) SELECT id, status, created_at FROM o;
+ANALYZE;
+`,
+    { bench_user: benchUser },
+  );
+  const [orders, items, active] = stack
+    .psql(
+      "orders",
+      `SELECT (SELECT count(*) FROM orders), (SELECT count(*) FROM order_items),
+              (SELECT count(*) FROM orders WHERE status NOT IN ('DELIVERED','CANCELLED'))`,
+    )
+    .trim()
+    .split("|")
+    .map(Number);
+  return {
+    users: USERS,
+    orders: orders!,
+    items: items!,
+    activeOrders: active!,
+    seedS: Math.round((performance.now() - t0) / 100) / 10,
+  };
+}
+
+/** The plan of the active-orders query (the repository's two-step query, written out) for the bench user. */
+function plan(stack: Stack, userId: string): { text: string; indexes: string[] } {
+  const text = stack.psql(
+    "orders",
+    `EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON)
+SELECT o.*, r.name, i.*
+FROM orders o JOIN restaurants r ON r.id = o.restaurant_id JOIN order_items i ON i.order_id = o.id
+WHERE o.id IN (SELECT id FROM orders WHERE user_id = :'u'
+               AND status IN ('PENDING_PAYMENT','PLACED','ACCEPTED','PREPARING','READY_FOR_PICKUP','OUT_FOR_DELIVERY')
+               ORDER BY created_at DESC, id DESC LIMIT 50)
+ORDER BY o.created_at DESC, o.id DESC, i.line_no;`,
+    { u: userId },
+  );
+  const indexes = [
+    ...new Set([...text.matchAll(/(?:Index|Index Only) Scan(?: Backward)? using (\S+)/g)].map((m) => m[1]!)),
+  ];
+  return { text: text.trimEnd(), indexes };
+}
+
+/** A set-up call (sign-up, sign-in) as Connect JSON; a fresh connection each, so none races a keep-alive timeout. */
+export function call<T>(url: string, method: string, body: JsonValue, token?: string): Promise<T> {
+  const payload = JSON.stringify(body);
+  return new Promise<T>((resolve, reject) => {
+    const req = http.request(
+      `${url}/dispatch.app.v1.AppService/${method}`,
+      {
+        method: "POST",
+        agent: false,
+        headers: {
+          "content-type": "application/json",
+          "content-length": Buffer.byteLength(payload),
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+        },
+      },
+      (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (d: string) => {
+          text += d;
+        });
+        res.on("end", () => {
+          if (res.statusCode !== 200) reject(new Error(`${method}: HTTP ${res.statusCode} ${text}`));
+          else resolve(JSON.parse(text) as T);
+        });
+      },
+    );
+    req.on("error", reject);
+    req.end(payload);
+  });
+}
+
+export async function signIn(url: string, email: string): Promise<{ userId: string; token: string }> {
+  const r = await call<{ session: { userId: string; accessToken: string } }>(url, "SignIn", {
+    email,
+    password: "bench-password-1",
+  });
+  return { userId: r.session.userId, token: r.session.accessToken };
+}
+
+/** What the bench user's active orders must look like (from the seed). */
+function checkActive(orders: Order[]): void {
+  if (orders.length !== BENCH_USER_ACTIVE)
+    throw new Error(`expected ${BENCH_USER_ACTIVE} active orders, got ${orders.length}`);
+  for (const o of orders) {
+    if (o.items.length !== ITEMS_PER_ORDER) throw new Error(`order ${o.id}: ${o.items.length} items`);
+    if (o.total?.amountMinor !== 6599n) throw new Error(`order ${o.id}: total ${o.total?.amountMinor}`);
+    if (!o.restaurantName) throw new Error(`order ${o.id}: no restaurant name`);
+    if (
+      o.status === OrderStatus.DELIVERED ||
+      o.status === OrderStatus.CANCELLED ||
+      o.status === OrderStatus.UNSPECIFIED
+    )
+      throw new Error(`order ${o.id}: status ${OrderStatus[o.status]}`);
+  }
+  const times = orders.map((o) => Number(o.createTime?.seconds ?? 0));
+  if (times.some((t, i) => i > 0 && t > times[i - 1]!)) throw new Error("active orders are not newest first");
+}
+
+/**
+ * While h2load runs (it only sees HTTP statuses), a real client asks for the same list every 100 ms over
+ * the other protocol and checks every answer; and the gateway's own metrics must show every call OK.
+ */
+function sampler(url: string, token: string, protocol: "connect" | "grpc") {
+  const transport =
+    protocol === "connect"
+      ? createConnectTransport({ baseUrl: url, httpVersion: "1.1" })
+      : createGrpcTransport({ baseUrl: url });
+  const client = createClient(AppService, transport);
+  let checked = 0;
+  let failure: unknown;
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        const r = await client.listActiveOrders({}, { headers: { authorization: `Bearer ${token}` } });
+        checkActive(r.orders);
+        checked++;
+      } catch (e) {
+        failure ??= e;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  return async () => {
+    stopped = true;
+    await loop;
+    if (failure) throw failure;
+    return checked;
+  };
+}
+
+const CODES = [
+  "OK",
+  "Canceled",
+  "Unknown",
+  "InvalidArgument",
+  "DeadlineExceeded",
+  "NotFound",
+  "AlreadyExists",
+  "PermissionDenied",
+  "ResourceExhausted",
+  "FailedPrecondition",
+  "Aborted",
+  "OutOfRange",
+  "Unimplemented",
+  "Internal",
+  "Unavailable",
+  "DataLoss",
+  "Unauthenticated",
+];
+
+/** The gateway's own count of a method's calls by status code. */
+async function handled(stack: Stack, method: string): Promise<Map<string, number>> {
+  const m = { grpc_service: "dispatch.app.v1.AppService", grpc_method: method };
+  const counts = new Map<string, number>();
+  for (const code of CODES) {
+    const n = await counterSum(stack.adminPorts.gateway, "grpc_server_handled_total", {
+      ...m,
+      grpc_code: code,
+    });
+    if (n > 0) counts.set(code, n);
+  }
+  return counts;
+}
+
+/** Calls that ended with a code other than OK between two readings, e.g. "Unavailable 3". */
+function notOk(before: Map<string, number>, after: Map<string, number>): { count: number; codes: string } {
+  let count = 0;
+  const codes: string[] = [];
+  for (const [code, n] of after) {
+    const d = n - (before.get(code) ?? 0);
+    if (code === "OK" || d === 0) continue;
+    count += d;
+    codes.push(`${code} ${d}`);
+  }
+  return { count, codes: codes.join(", ") };
+}
+
+export async function activeRun(
+  stack: Stack,
+  email: string,
+  protocol: "connect" | "grpc",
+  rps: number,
+  durationS: number,
+): Promise<Point & { checked: number }> {
+  const { token } = await signIn(stack.gatewayUrl, email);
+  const url = `${stack.gatewayUrl}/dispatch.app.v1.AppService/ListActiveOrders`;
+  // HTTP/1.1: one request at a time per connection (no pipelining), so more connections.
+  const clients = protocol === "connect" ? Math.max(20, Math.min(200, Math.ceil(rps / 40))) : 10;
+  const opts =
+    protocol === "connect"
+      ? {
+          body: Buffer.from("{}"),
+          headers: ["content-type: application/json", `authorization: Bearer ${token}`],
+          h1: true,
+          streams: 1,
+        }
+      : {
+          body: grpcBody(toBinary(ListActiveOrdersRequestSchema, create(ListActiveOrdersRequestSchema, {}))),
+          headers: ["content-type: application/grpc", "te: trailers", `authorization: Bearer ${token}`],
+          h1: false,
+          streams: 10,
+        };
+  const before = await handled(stack, "ListActiveOrders");
+  const stopSampling = sampler(stack.gatewayUrl, token, protocol === "connect" ? "grpc" : "connect");
+  let result: LoadResult;
+  try {
+    result = await h2load({
+      url,
+      clients,
+      rps: rps / clients,
+      durationS,
+      warmupS: 2,
+      ...opts,
+    });
+  } finally {
+    // errors surface below
+  }
+  const checked = await stopSampling();
+  const after = await handled(stack, "ListActiveOrders");
+  const failed = notOk(before, after);
+  const errors = Math.max(failed.count, result.requests - result.succeeded);
+  // every call h2load saw succeed must be an OK the gateway counted (gRPC errors are HTTP 200)
+  const oks = (after.get("OK") ?? 0) - (before.get("OK") ?? 0);
+  if (oks < result.succeeded) throw new Error(`gateway counted ${oks} OK calls, h2load ${result.succeeded}`);
+  return {
+    protocol: protocol === "connect" ? "Connect JSON, HTTP/1.1" : "gRPC, h2c",
+    targetRps: rps,
+    achievedRps: Math.round(result.reqPerSec),
+    requests: result.requests,
+    errors,
+    errorCodes: failed.codes,
+    p50Ms: result.p50Ms,
+    p90Ms: result.p90Ms,
+    p99Ms: result.p99Ms,
+    checked,
+  };
+}
+
+export async function placeRun(stack: Stack, email: string, rps: number, durationS: number): Promise<Point> {
+  const { token } = await signIn(stack.gatewayUrl, email);
+  const menu = demoData().menuItems.filter((m) => m.restaurantId === "rst-001");
+  const items = menu.slice(0, ITEMS_PER_ORDER).map((m, i) => ({ menuItemId: m.id!, quantity: 1 + (i % 2) }));
+  const subtotal = items.reduce((s, it, i) => s + it.quantity * menu[i]!.priceMinor!, 0);
+  const fee = demoData().restaurants.find((r) => r.id === "rst-001")!.deliveryFeeMinor!;
+  const options: DriverOptions = {
+    url: stack.gatewayUrl,
+    token,
+    rps,
+    durationS,
+    warmupS: 2,
+    connections: 4,
+    restaurantId: "rst-001",
+    items,
+    expectTotalMinor: subtotal + fee,
+  };
+  const r = await new Promise<DriverResult>((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", "bench/driver.ts", JSON.stringify(options)], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d;
+    });
+    child.once("exit", (code) =>
+      code === 0 ? resolve(JSON.parse(out) as DriverResult) : reject(new Error(`driver exited ${code}`)),
+    );
+  });
+  if (r.errors > 0)
+    console.error(`place order at ${rps} rps: ${r.errors} errors, e.g. ${r.errorSample.join("; ")}`);
+  return {
+    protocol: "gRPC, h2c",
+    targetRps: rps,
+    achievedRps: Math.round(r.achievedRps),
+    requests: r.sent,
+    errors: r.errors,
+    errorCodes: r.errorSample.join("; "),
+    p50Ms: r.p50Ms,
+    p90Ms: r.p90Ms,
+    p99Ms: r.p99Ms,
+  };
+}
+
+const passes = (p: Point, p99Ms: number) =>
+  p.errors === 0 && p.p99Ms <= p99Ms && p.achievedRps >= p.targetRps * 0.95;
+
+async function stepSearch(
+  run: (rps: number) => Promise<Point>,
+  steps: number[],
+  p99Ms: number,
+): Promise<{ points: Point[]; best: number }> {
+  const points: Point[] = [];
+  let best = 0;
+  for (const rps of steps) {
+    const p = await run(rps);
+    points.push(p);
+    console.error(
+      `  ${p.protocol} ${rps} rps: p99 ${p.p99Ms.toFixed(1)} ms, ${p.errors} errors, ${p.achievedRps} req/s`,
+    );
+    if (!passes(p, p99Ms)) break;
+    best = rps;
+  }
+  return { points, best };
+}
+
+export async function mobile(): Promise<MobileReport> {
+  const stack = await startStack();
+  try {
+    const email = `bench-${process.pid}@example.com`;
+    const placeEmail = `bench-place-${process.pid}@example.com`;
+    for (const e of [email, placeEmail])
+      await call(stack.gatewayUrl, "SignUp", {
+        email: e,
+        password: "bench-password-1",
+        displayName: "Bench",
+      });
+    const { userId } = await signIn(stack.gatewayUrl, email);
+    console.error("seeding orders …");
+    const seeded = seed(stack, userId);
+    const { text, indexes } = plan(stack, userId);
+    console.error(text);
+    await new Promise((r) => setTimeout(r, 2000));
+    const rssIdle = stack.rss();
+
+    const rssLoaded = { ...rssIdle };
+    const peak = setInterval(() => {
+      for (const [s, mb] of Object.entries(stack.rss()))
+        rssLoaded[s as ServiceName] = Math.max(rssLoaded[s as ServiceName], mb);
+    }, 250);
+    let samplesChecked = 0;
+    const activeFixed: Point[] = [];
+    const activeSteps: Point[] = [];
+    const activeBest: Record<string, number> = {};
+    const steps = [500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 5000, 6000];
+    for (const protocol of ["connect", "grpc"] as const) {
+      console.error(`active orders, ${protocol}: ${fixedS} s at 500 rps`);
+      const fixed = await activeRun(stack, email, protocol, 500, fixedS);
+      samplesChecked += fixed.checked;
+      activeFixed.push(fixed);
+      const search = await stepSearch(
+        async (rps) => {
+          const p = await activeRun(stack, email, protocol, rps, stepS);
+          samplesChecked += p.checked;
+          return p;
+        },
+        steps,
+        50,
+      );
+      activeSteps.push(...search.points);
+      activeBest[fixed.protocol] = search.best;
+    }
+    clearInterval(peak);
+
+    console.error(`place order: ${fixedS} s at 200 rps`);
+    const placeFixed = await placeRun(stack, placeEmail, 200, fixedS);
+    const place = await stepSearch(
+      (rps) => placeRun(stack, placeEmail, rps, stepS),
+      [200, 400, 600, 800, 1000, 1200, 1500],
+      50,
+    );
+    return {
+      seed: seeded,
+      plan: text,
+      indexesUsed: indexes,
+      activeFixed,
+      activeSteps,
+      activeBest,
+      placeFixed,
+      placeSteps: place.points,
+      placeBest: place.best,
+      samplesChecked,
+      rssIdle,
+      rssLoaded,
+    };
+  } finally {
+    await stack.stop();
+  }
+}

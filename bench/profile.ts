@@ -1,0 +1,89 @@
+/**
+ * Summarises a V8 CPU profile (`node --cpu-prof`): self time by function and by package, the two views
+ * that say where a hop's time goes. `tsx bench/profile.ts <file.cpuprofile> [top]`.
+ */
+import { readFileSync } from "node:fs";
+
+interface Node {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+interface Profile {
+  nodes: Node[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+export function summarise(file: string, top = 25): string {
+  const p = JSON.parse(readFileSync(file, "utf8")) as Profile;
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const self = new Map<number, number>();
+  let total = 0;
+  p.samples.forEach((id, i) => {
+    const dt = p.timeDeltas[i] ?? 0;
+    self.set(id, (self.get(id) ?? 0) + dt);
+    total += dt;
+  });
+  const fn = new Map<string, number>();
+  const pkg = new Map<string, number>();
+  for (const [id, us] of self) {
+    const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
+    const where = url.replace(/^file:\/\//, "").replace(/.*node_modules\/\.pnpm\/[^/]+\/node_modules\//, "");
+    const key = `${functionName || "(anonymous)"} ${where ? `${where.split("/").slice(-2).join("/")}:${lineNumber + 1}` : ""}`;
+    fn.set(key, (fn.get(key) ?? 0) + us);
+    const group = !url
+      ? functionName.startsWith("(")
+        ? functionName
+        : "(native)"
+      : url.startsWith("node:")
+        ? url.split("/")[0]!.replace(/^node:/, "node:") + url.slice(5).split("/")[0]
+        : /node_modules\//.test(url)
+          ? url
+              .replace(/.*node_modules\/(\.pnpm\/[^/]+\/node_modules\/)?/, "")
+              .split("/")
+              .slice(0, url.includes("/@") ? 2 : 1)
+              .join("/")
+          : url
+              .replace(/^file:\/\/.*?\/(packages|services|bench|gen)\//, "$1/")
+              .split("/")
+              .slice(0, 2)
+              .join("/");
+    pkg.set(group, (pkg.get(group) ?? 0) + us);
+  }
+  // Inclusive ("total") time: each sample counts once for every distinct function on its stack.
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const inclusive = new Map<string, number>();
+  let busy = 0;
+  for (const [id, us] of self) {
+    const top = byId.get(id)!.callFrame.functionName;
+    if (top === "(idle)" || top === "(program)" || top === "(garbage collector)") continue;
+    busy += us;
+    const names = new Set<string>();
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+      const { functionName, url, lineNumber } = byId.get(at)!.callFrame;
+      if (!functionName || functionName === "(root)") continue;
+      names.add(`${functionName} ${url.split("/").slice(-1)[0]}:${lineNumber + 1}`);
+    }
+    for (const k of names) inclusive.set(k, (inclusive.get(k) ?? 0) + us);
+  }
+  const pct = (us: number) => `${((us / total) * 100).toFixed(1).padStart(5)} %`;
+  const list = (m: Map<string, number>, n: number) =>
+    [...m.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)
+      .map(([k, us]) => `${pct(us)}  ${k}`)
+      .join("\n");
+  const ofBusy = (m: Map<string, number>, n: number) =>
+    [...m.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)
+      .map(([k, us]) => `${((us / busy) * 100).toFixed(1).padStart(5)} %  ${k}`)
+      .join("\n");
+  return `total ${(total / 1e6).toFixed(2)} s sampled, ${(busy / 1e6).toFixed(2)} s running JavaScript or native code\n\nby package:\n${list(pkg, 15)}\n\nby function (self):\n${list(fn, top)}\n\nby function, inclusive (share of the running time):\n${ofBusy(inclusive, top)}`;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  console.log(summarise(process.argv[2]!, Number(process.argv[3] ?? 25)));
+}

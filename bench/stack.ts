@@ -1,0 +1,171 @@
+/**
+ * The whole stack for the load scenarios, as the images run it: every service's bundle
+ * (services/<svc>/dist/main.mjs) as its own process on its own PostgreSQL database, the gateway's rate
+ * limits in Redis, logs at info (each per-RPC line is produced and written to /dev/null). Wired as
+ * docker-compose.yml wires it; only the rate limits are raised (one user from one address is the load).
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { openSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { freePort, rssMb, serving } from "./startup.ts";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const admin = process.env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+const redis = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
+const SERVICES = ["identity", "catalog", "orders", "payments", "notifications", "gateway"] as const;
+export type ServiceName = (typeof SERVICES)[number];
+
+export interface Stack {
+  gatewayUrl: string;
+  /** Admin (metrics) port per service. */
+  adminPorts: Record<ServiceName, number>;
+  pids: Record<ServiceName, number>;
+  /** postgres:// URL of a service's database. */
+  databaseUrl: (svc: ServiceName) => string;
+  /** `psql` on a service's database. */
+  psql: (svc: ServiceName, sql: string, vars?: Record<string, string>) => string;
+  rss: () => Record<ServiceName, number>;
+  stop: () => Promise<void>;
+}
+
+export async function startStack(): Promise<Stack> {
+  const tag = `dispatch_bench_${process.pid}`;
+  const url = new URL(admin);
+  const pg = ["-h", url.hostname, "-p", url.port || "5432", "-U", url.username || "postgres"];
+  const dbName = (svc: ServiceName) => `${tag}_${svc}`;
+  const databaseUrl = (svc: ServiceName) => {
+    const u = new URL(admin);
+    u.pathname = `/${dbName(svc)}`;
+    return u.toString();
+  };
+  const withDb = SERVICES.filter((s) => s !== "gateway");
+  for (const svc of withDb) {
+    execFileSync("dropdb", [...pg, "--if-exists", dbName(svc)]);
+    execFileSync("createdb", [...pg, dbName(svc)]);
+  }
+  const ports = {} as Record<ServiceName, number>;
+  const adminPorts = {} as Record<ServiceName, number>;
+  for (const svc of SERVICES) {
+    ports[svc] = await freePort();
+    adminPorts[svc] = await freePort();
+  }
+  const internal = await freePort();
+  const at = (svc: ServiceName) => `127.0.0.1:${svc === "gateway" ? internal : ports[svc]}`;
+  const env: Record<ServiceName, Record<string, string>> = {
+    identity: {},
+    catalog: { SEED_DEMO_DATA: "true" },
+    orders: {
+      CATALOG_URL: at("catalog"),
+      EVENT_SUBSCRIBERS: `gateway=${at("gateway")},notifications=${at("notifications")}`,
+    },
+    payments: {
+      EVENT_SUBSCRIBERS: `orders=${at("orders")},notifications=${at("notifications")}`,
+      WEBHOOK_URL: `http://127.0.0.1:${ports.gateway}/webhooks/payments`,
+    },
+    notifications: { IDENTITY_URL: at("identity") },
+    gateway: {
+      INTERNAL_PORT: String(internal),
+      IDENTITY_URL: at("identity"),
+      CATALOG_URL: at("catalog"),
+      ORDERS_URL: at("orders"),
+      PAYMENTS_URL: at("payments"),
+      REDIS_URL: redis,
+      RATE_LIMIT_PREFIX: tag,
+      // The highest the gateway accepts: the whole load comes from one user at one address.
+      RATE_LIMIT_IP_PER_MINUTE: "1000000",
+      RATE_LIMIT_USER_PER_MINUTE: "1000000",
+    },
+  };
+  const children = new Map<ServiceName, ChildProcess>();
+  const stop = async () => {
+    await Promise.all(
+      [...children.values()].map(
+        (c) =>
+          new Promise((resolve) => {
+            if (c.exitCode !== null) return resolve(undefined);
+            c.once("exit", resolve);
+            c.kill("SIGTERM");
+          }),
+      ),
+    );
+    children.clear();
+    for (const svc of withDb) execFileSync("dropdb", [...pg, "--if-exists", "--force", dbName(svc)]);
+  };
+  process.once("exit", () => {
+    for (const c of children.values()) c.kill("SIGKILL");
+  });
+  try {
+    for (const svc of SERVICES) {
+      // BENCH_CPU_PROF_DIR: every service writes a V8 CPU profile there when it stops (bench/profile.ts reads them).
+      const prof = process.env.BENCH_CPU_PROF_DIR;
+      const logDir = process.env.BENCH_LOG_DIR;
+      // BENCH_NODE_FLAGS: more node flags for every service (e.g. --trace-gc with BENCH_LOG_DIR).
+      const flags = [
+        ...(prof ? ["--cpu-prof", "--cpu-prof-dir", prof, "--cpu-prof-name", `${svc}.cpuprofile`] : []),
+        ...(process.env.BENCH_NODE_FLAGS?.split(" ").filter(Boolean) ?? []),
+      ];
+      const child = spawn(process.execPath, [...flags, `services/${svc}/dist/main.mjs`], {
+        cwd: root,
+        env: {
+          PATH: process.env.PATH ?? "",
+          NODE_ENV: "production",
+          LOG_LEVEL: "info",
+          PORT: String(ports[svc]),
+          ADMIN_PORT: String(adminPorts[svc]),
+          ...(svc === "gateway" ? {} : { DATABASE_URL: databaseUrl(svc) }),
+          ...env[svc],
+        },
+        // BENCH_LOG_DIR: keep each service's stdout (its JSON logs) there, e.g. to look into a failed run.
+        stdio: ["ignore", logDir ? openSync(`${logDir}/${svc}.log`, "w") : "ignore", "inherit"],
+      });
+      children.set(svc, child);
+    }
+    for (const svc of SERVICES) await serving(svc === "gateway" ? internal : ports[svc], 60_000);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  const pids = Object.fromEntries([...children].map(([s, c]) => [s, c.pid!])) as Record<ServiceName, number>;
+  return {
+    gatewayUrl: `http://127.0.0.1:${ports.gateway}`,
+    adminPorts,
+    pids,
+    databaseUrl,
+    psql: (svc, sql, vars = {}) =>
+      execFileSync(
+        "psql",
+        [
+          ...pg,
+          "-d",
+          dbName(svc),
+          "-v",
+          "ON_ERROR_STOP=1",
+          "-qAt",
+          ...Object.entries(vars).flatMap(([k, v]) => ["-v", `${k}=${v}`]),
+        ],
+        { input: sql, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 },
+      ),
+    rss: () => Object.fromEntries(SERVICES.map((s) => [s, rssMb(pids[s])])) as Record<ServiceName, number>,
+    stop,
+  };
+}
+
+/** Sums a Prometheus counter's samples whose labels include all of `match`. */
+export async function counterSum(
+  adminPort: number,
+  name: string,
+  match: Record<string, string>,
+  exclude: Record<string, string> = {},
+): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(`${name}{`)) continue;
+    const labels = line.slice(name.length + 1, line.lastIndexOf("}"));
+    const has = (k: string, v: string) => labels.includes(`${k}="${v}"`);
+    if (!Object.entries(match).every(([k, v]) => has(k, v))) continue;
+    if (Object.entries(exclude).some(([k, v]) => has(k, v))) continue;
+    sum += Number(line.slice(line.lastIndexOf(" ") + 1));
+  }
+  return sum;
+}
