@@ -1,4 +1,6 @@
+import { execFileSync } from "node:child_process";
 import { Writable } from "node:stream";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { createLogger } from "./logger.ts";
 
@@ -42,5 +44,24 @@ describe("createLogger", () => {
       expect(all).not.toContain(s);
     expect(out.lines[0]).toMatchObject({ request: { password: "[redacted]", name: "Ada" } });
     expect(out.lines[1]).toMatchObject({ headers: { authorization: "[redacted]" } });
+  });
+
+  it("writes every line to stdout, multi-byte text intact, even when the process exits right after", () => {
+    const logger = fileURLToPath(new URL("./logger.ts", import.meta.url));
+    const script = `import { createLogger } from ${JSON.stringify(logger)};
+      const log = createLogger({ name: "exit-test" });
+      for (let i = 0; i < 2000; i++) log.info({ i, city: "Zürich", dish: "寿司" }, "line");
+      process.exit(0);`;
+    const out = execFileSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+      env: { ...process.env, NODE_ENV: "production", LOG_LEVEL: "info" },
+      encoding: "utf8",
+    });
+    const lines = out
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { i: number; city: string; dish: string });
+    expect(lines).toHaveLength(2000);
+    expect(lines.map((l) => l.i)).toEqual([...Array(2000).keys()]);
+    expect(lines.every((l) => l.city === "Zürich" && l.dish === "寿司")).toBe(true);
   });
 });
