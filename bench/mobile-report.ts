@@ -13,6 +13,20 @@ const rows = (points: Point[]) =>
     ),
   ].join("\n");
 
+function cpuTable(rows: { name: string; p: Point }[]): string {
+  const keys = Object.keys(rows[0]?.p.cpuUsPerCall ?? {});
+  if (keys.length === 0) return "(not measured)";
+  const sum = (p: Point) => Object.values(p.cpuUsPerCall ?? {}).reduce((a, b) => a + b, 0);
+  return [
+    `| scenario | ${keys.join(" | ")} | all |`,
+    `| --- |${keys.map(() => " ---: |").join("")} ---: |`,
+    ...rows.map(
+      ({ name, p }) =>
+        `| ${name} | ${keys.map((k) => `${p.cpuUsPerCall?.[k] ?? "–"} µs`).join(" | ")} | ${sum(p)} µs |`,
+    ),
+  ].join("\n");
+}
+
 export async function mobileReport(machine: string): Promise<{ content: string; ok: boolean }> {
   const r: MobileReport = await mobile();
   const fixedOk = r.activeFixed.every((p) => p.errors === 0 && p.p99Ms <= 10);
@@ -67,6 +81,14 @@ Step search:
 ${rows(r.placeSteps)}
 
 Highest rate with p99 ≤ 50 ms: **${r.placeBest} rps**.
+
+### CPU per call
+
+CPU time each process spent per call during the fixed-rate runs (from /proc, warm-up included, divided
+by the calls the gateway counted; PostgreSQL is every postgres process). On two cores, the sum bounds the
+rate: 2 s of CPU per second shared by everything, the load generator included.
+
+${cpuTable([...r.activeFixed.map((p) => ({ name: `active orders, ${p.protocol}`, p })), { name: "place order", p: r.placeFixed }])}
 
 ### Memory
 

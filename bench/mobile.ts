@@ -18,7 +18,15 @@ import {
 import { demoData } from "../services/catalog/src/store/seed.ts";
 import type { DriverOptions, DriverResult } from "./driver.ts";
 import { grpcBody, h2load, type LoadResult } from "./h2load.ts";
-import { counterSum, type ServiceName, type Stack, startStack } from "./stack.ts";
+import {
+  counterSum,
+  cpuPerCall,
+  cpuSeconds,
+  errorLines,
+  type ServiceName,
+  type Stack,
+  startStack,
+} from "./stack.ts";
 
 export const fixedS = Number(process.env.BENCH_FIXED_S ?? 30);
 export const stepS = Number(process.env.BENCH_STEP_S ?? 10);
@@ -36,6 +44,8 @@ export interface Point {
   errors: number;
   /** What failed: the gateway's status codes (warm-up and sampler calls included), or the driver's sample. */
   errorCodes?: string;
+  /** CPU time per call of each process (services, all of PostgreSQL, Redis), warm-up included. */
+  cpuUsPerCall?: Record<string, number>;
   p50Ms: number;
   p90Ms: number;
   p99Ms: number;
@@ -253,6 +263,8 @@ async function handled(stack: Stack, method: string): Promise<Map<string, number
   return counts;
 }
 
+const total = (counts: Map<string, number>) => [...counts.values()].reduce((a, b) => a + b, 0);
+
 /** Calls that ended with a code other than OK between two readings, e.g. "Unavailable 3". */
 function notOk(before: Map<string, number>, after: Map<string, number>): { count: number; codes: string } {
   let count = 0;
@@ -292,6 +304,8 @@ export async function activeRun(
           streams: 10,
         };
   const before = await handled(stack, "ListActiveOrders");
+  const cpuBefore = cpuSeconds(stack);
+  const startedAt = Date.now();
   const stopSampling = sampler(stack.gatewayUrl, token, protocol === "connect" ? "grpc" : "connect");
   let result: LoadResult;
   try {
@@ -319,7 +333,10 @@ export async function activeRun(
     achievedRps: Math.round(result.reqPerSec),
     requests: result.requests,
     errors,
-    errorCodes: failed.codes,
+    errorCodes: [failed.codes, ...(errors > 0 ? errorLines(stack, startedAt) : [])]
+      .filter(Boolean)
+      .join("; "),
+    cpuUsPerCall: cpuPerCall(cpuBefore, cpuSeconds(stack), total(after) - total(before)),
     p50Ms: result.p50Ms,
     p90Ms: result.p90Ms,
     p99Ms: result.p99Ms,
@@ -344,6 +361,9 @@ export async function placeRun(stack: Stack, email: string, rps: number, duratio
     items,
     expectTotalMinor: subtotal + fee,
   };
+  const before = await handled(stack, "PlaceOrder");
+  const cpuBefore = cpuSeconds(stack);
+  const startedAt = Date.now();
   const r = await new Promise<DriverResult>((resolve, reject) => {
     const child = spawn(process.execPath, ["--import", "tsx", "bench/driver.ts", JSON.stringify(options)], {
       stdio: ["ignore", "pipe", "inherit"],
@@ -364,7 +384,12 @@ export async function placeRun(stack: Stack, email: string, rps: number, duratio
     achievedRps: Math.round(r.achievedRps),
     requests: r.sent,
     errors: r.errors,
-    errorCodes: r.errorSample.join("; "),
+    errorCodes: [...r.errorSample, ...(r.errors > 0 ? errorLines(stack, startedAt) : [])].join("; "),
+    cpuUsPerCall: cpuPerCall(
+      cpuBefore,
+      cpuSeconds(stack),
+      total(await handled(stack, "PlaceOrder")) - total(before),
+    ),
     p50Ms: r.p50Ms,
     p90Ms: r.p90Ms,
     p99Ms: r.p99Ms,

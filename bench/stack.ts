@@ -5,7 +5,9 @@
  * docker-compose.yml wires it; only the rate limits are raised (one user from one address is the load).
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { openSync } from "node:fs";
+import { mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort, rssMb, serving } from "./startup.ts";
 
@@ -17,6 +19,8 @@ export type ServiceName = (typeof SERVICES)[number];
 
 export interface Stack {
   gatewayUrl: string;
+  /** Each service's stdout (its JSON log lines at info) is written to <logDir>/<service>.log. */
+  logDir: string;
   /** Admin (metrics) port per service. */
   adminPorts: Record<ServiceName, number>;
   pids: Record<ServiceName, number>;
@@ -76,6 +80,8 @@ export async function startStack(): Promise<Stack> {
       RATE_LIMIT_USER_PER_MINUTE: "1000000",
     },
   };
+  // BENCH_LOG_DIR keeps the logs; otherwise they go to a temporary folder removed at stop.
+  const logDir = process.env.BENCH_LOG_DIR ?? mkdtempSync(join(tmpdir(), "dispatch-bench-logs-"));
   const children = new Map<ServiceName, ChildProcess>();
   const stop = async () => {
     await Promise.all(
@@ -89,6 +95,7 @@ export async function startStack(): Promise<Stack> {
       ),
     );
     children.clear();
+    if (!process.env.BENCH_LOG_DIR) rmSync(logDir, { recursive: true, force: true });
     for (const svc of withDb) execFileSync("dropdb", [...pg, "--if-exists", "--force", dbName(svc)]);
   };
   process.once("exit", () => {
@@ -98,7 +105,6 @@ export async function startStack(): Promise<Stack> {
     for (const svc of SERVICES) {
       // BENCH_CPU_PROF_DIR: every service writes a V8 CPU profile there when it stops (bench/profile.ts reads them).
       const prof = process.env.BENCH_CPU_PROF_DIR;
-      const logDir = process.env.BENCH_LOG_DIR;
       // BENCH_NODE_FLAGS: more node flags for every service (e.g. --trace-gc with BENCH_LOG_DIR).
       const flags = [
         ...(prof ? ["--cpu-prof", "--cpu-prof-dir", prof, "--cpu-prof-name", `${svc}.cpuprofile`] : []),
@@ -115,8 +121,7 @@ export async function startStack(): Promise<Stack> {
           ...(svc === "gateway" ? {} : { DATABASE_URL: databaseUrl(svc) }),
           ...env[svc],
         },
-        // BENCH_LOG_DIR: keep each service's stdout (its JSON logs) there, e.g. to look into a failed run.
-        stdio: ["ignore", logDir ? openSync(`${logDir}/${svc}.log`, "w") : "ignore", "inherit"],
+        stdio: ["ignore", openSync(`${logDir}/${svc}.log`, "w"), "inherit"],
       });
       children.set(svc, child);
     }
@@ -128,6 +133,7 @@ export async function startStack(): Promise<Stack> {
   const pids = Object.fromEntries([...children].map(([s, c]) => [s, c.pid!])) as Record<ServiceName, number>;
   return {
     gatewayUrl: `http://127.0.0.1:${ports.gateway}`,
+    logDir,
     adminPorts,
     pids,
     databaseUrl,
@@ -168,4 +174,64 @@ export async function counterSum(
     sum += Number(line.slice(line.lastIndexOf(" ") + 1));
   }
   return sum;
+}
+
+/** CPU seconds used so far by each service, by all PostgreSQL processes and by Redis (from /proc). */
+export function cpuSeconds(stack: Pick<Stack, "pids">): Record<string, number> {
+  const ticks = (pid: number) => {
+    try {
+      const f = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = f.slice(f.lastIndexOf(")") + 2).split(" ");
+      return Number(fields[11]) + Number(fields[12]); // utime + stime (fields 14 and 15 of stat)
+    } catch {
+      return 0; // exited
+    }
+  };
+  const byName = (name: string) => {
+    let sum = 0;
+    for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+      try {
+        if (readFileSync(`/proc/${pid}/comm`, "utf8").trim().startsWith(name)) sum += ticks(Number(pid));
+      } catch {
+        // gone
+      }
+    }
+    return sum;
+  };
+  const out: Record<string, number> = {};
+  for (const [svc, pid] of Object.entries(stack.pids)) out[svc] = ticks(pid) / 100;
+  out.postgres = byName("postgres") / 100;
+  out.redis = byName("redis-server") / 100;
+  return out;
+}
+
+/** CPU time per call, in µs, of each process between two cpuSeconds() readings. */
+export function cpuPerCall(before: Record<string, number>, after: Record<string, number>, calls: number) {
+  return Object.fromEntries(
+    Object.keys(after).map((k) => [k, Math.round((((after[k] ?? 0) - (before[k] ?? 0)) * 1e6) / calls)]),
+  );
+}
+
+/** The service log lines at error level written since `since` (ms epoch), for explaining a failed run. */
+export function errorLines(stack: Pick<Stack, "logDir">, since: number, max = 3): string[] {
+  const found: string[] = [];
+  for (const file of readdirSync(stack.logDir)) {
+    for (const line of readFileSync(join(stack.logDir, file), "utf8").split("\n")) {
+      if (!line.includes('"level":50')) continue;
+      try {
+        const l = JSON.parse(line) as {
+          time: number;
+          msg?: string;
+          err?: { message?: string };
+          rpc?: unknown;
+        };
+        if (l.time < since) continue;
+        found.push(`${file.replace(/\.log$/, "")}: ${l.msg ?? ""} ${l.err?.message ?? ""}`.trim());
+      } catch {
+        // a line cut by the end of the file
+      }
+      if (found.length >= max) return found;
+    }
+  }
+  return found;
 }

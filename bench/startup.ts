@@ -116,6 +116,9 @@ async function measurePnpmStart(): Promise<number> {
       out += d;
       if (out.includes("Walk through the app")) resolve(performance.now() - t0);
     });
+    child.stderr!.on("data", (d: Buffer) => {
+      out += d;
+    });
     child.once("exit", (code) => reject(new Error(`pnpm start exited ${code}:\n${out}`)));
   });
   process.kill(-child.pid!, "SIGINT");
