@@ -8,6 +8,7 @@
 import { execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { EchoRequestSchema } from "../gen/dispatch/echo/v1/echo_pb.ts";
@@ -21,7 +22,7 @@ const out = `${root}/docs/profiles`;
 const raw = `${root}/.bench-profiles`;
 
 function write(name: string, file: string, what: string): void {
-  const text = `# ${name}: ${what}\n# ${new Date().toISOString().slice(0, 10)}, pnpm bench:profile; raw profile: ${file} (not committed)\n\n${summarise(file, 40)}\n`;
+  const text = `# ${name}: ${what}\n# ${new Date().toISOString().slice(0, 10)}, pnpm bench:profile; raw profile: ${relative(root, file)} (not committed)\n\n${summarise(file, 40)}\n`;
   writeFileSync(`${out}/${name}.txt`, text);
   console.error(`wrote docs/profiles/${name}.txt`);
 }

@@ -37,7 +37,14 @@ function startService(s: (typeof services)[number]): ChildProcess {
   const child = spawn(process.execPath, ["--import", "tsx", `services/${s.name}/src/main.ts`], {
     cwd: root,
     stdio: "inherit",
-    env: { ...process.env, PORT: String(s.port), ADMIN_PORT: String(s.port + 1000), ...s.env },
+    env: {
+      ...process.env,
+      PORT: String(s.port),
+      ADMIN_PORT: String(s.port + 1000),
+      // DATA_ROOT moves the PGlite folders (default .data/<service>) under another parent.
+      ...(process.env.DATA_ROOT ? { DATA_DIR: `${process.env.DATA_ROOT}/${s.name}` } : {}),
+      ...s.env,
+    },
   });
   child.on("exit", (code, signal) => {
     children.delete(s.name);
@@ -102,7 +109,7 @@ if (!stopping) {
     )
     .join("\n");
   console.log(`
-Dispatch is up (embedded PGlite under .data/). Ctrl-C stops everything.
+Dispatch is up (embedded PGlite under ${process.env.DATA_ROOT ?? ".data"}/). Ctrl-C stops everything.
 
   gateway        http://127.0.0.1:8080   the app's API: Connect (JSON, binary), gRPC-Web, gRPC
 ${internal}
