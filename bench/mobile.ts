@@ -15,6 +15,7 @@ import {
   type Order,
   OrderStatus,
 } from "../gen/dispatch/app/v1/app_pb.ts";
+import { CODE_NAMES } from "../packages/runtime/src/metrics.ts";
 import { demoData } from "../services/catalog/src/store/seed.ts";
 import type { DriverOptions, DriverResult } from "./driver.ts";
 import { grpcBody, h2load, type LoadResult } from "./h2load.ts";
@@ -229,31 +230,11 @@ function sampler(url: string, token: string, protocol: "connect" | "grpc") {
   };
 }
 
-const CODES = [
-  "OK",
-  "Canceled",
-  "Unknown",
-  "InvalidArgument",
-  "DeadlineExceeded",
-  "NotFound",
-  "AlreadyExists",
-  "PermissionDenied",
-  "ResourceExhausted",
-  "FailedPrecondition",
-  "Aborted",
-  "OutOfRange",
-  "Unimplemented",
-  "Internal",
-  "Unavailable",
-  "DataLoss",
-  "Unauthenticated",
-];
-
 /** The gateway's own count of a method's calls by status code. */
 async function handled(stack: Stack, method: string): Promise<Map<string, number>> {
   const m = { grpc_service: "dispatch.app.v1.AppService", grpc_method: method };
   const counts = new Map<string, number>();
-  for (const code of CODES) {
+  for (const code of CODE_NAMES) {
     const n = await counterSum(stack.adminPorts.gateway, "grpc_server_handled_total", {
       ...m,
       grpc_code: code,

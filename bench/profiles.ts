@@ -5,8 +5,7 @@
  * platform echo server under the hop load; writes each profile (open them in Chrome DevTools or
  * speedscope for flame graphs) and a text summary per process to docs/profiles/.
  */
-import { execFileSync, spawn } from "node:child_process";
-import { once } from "node:events";
+import { execFileSync } from "node:child_process";
 import { mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { relative } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,6 +14,7 @@ import { EchoRequestSchema } from "../gen/dispatch/echo/v1/echo_pb.ts";
 import { grpcBody, h2load } from "./h2load.ts";
 import { activeRun, call, placeRun, seed, signIn } from "./mobile.ts";
 import { summarise } from "./profile.ts";
+import { startEchoServer } from "./servers/start.ts";
 import { startStack } from "./stack.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -59,36 +59,20 @@ async function hopProfile(): Promise<void> {
   const dir = `${raw}/hop`;
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  const child = spawn(
-    process.execPath,
-    ["--cpu-prof", "--cpu-prof-dir", dir, "--import", "tsx", "bench/servers/platform-echo.ts"],
-    {
-      cwd: root,
-      env: { ...process.env, PORT: "0", NODE_ENV: "production" },
-      stdio: ["ignore", "ignore", "pipe"],
-    },
-  );
-  let err = "";
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stderr!.on("data", (d: Buffer) => {
-      err += d;
-      const m = /READY (\d+)/.exec(err);
-      if (m) resolve(Number(m[1]));
-    });
-    child.once("exit", (code) => reject(new Error(`platform-echo exited ${code}: ${err}`)));
+  const server = await startEchoServer("platform-echo.ts", {
+    nodeFlags: ["--cpu-prof", "--cpu-prof-dir", dir],
   });
   const body = grpcBody(
     toBinary(EchoRequestSchema, create(EchoRequestSchema, { message: "hello dispatch" })),
   );
   await h2load({
-    url: `http://127.0.0.1:${port}/dispatch.echo.v1.EchoService/Echo`,
+    url: `http://127.0.0.1:${server.port}/dispatch.echo.v1.EchoService/Echo`,
     body,
     clients: 10,
     streams: 10,
     durationS: 10,
   });
-  child.kill("SIGTERM");
-  await once(child, "exit");
+  await server.stop();
   // The main thread's profile is the largest; tsx's loader thread writes a small one too.
   const [main] = readdirSync(dir)
     .filter((f) => f.endsWith(".cpuprofile"))

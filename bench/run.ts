@@ -6,8 +6,7 @@
  * Env: BENCH_DURATION_S (measured seconds per run, default 10), BENCH_WARMUP (warm-up requests,
  * default 20000), BENCH_ROUNDS (rounds over all servers; the median run is reported, default 3).
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { once } from "node:events";
+import { type ChildProcess, execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { fileURLToPath } from "node:url";
@@ -17,6 +16,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { EchoRequestSchema, EchoService } from "../gen/dispatch/echo/v1/echo_pb.ts";
 import { grpcBody, h2load, h2loadVersion, type LoadResult } from "./h2load.ts";
 import { mobileReport } from "./mobile-report.ts";
+import { startEchoServer } from "./servers/start.ts";
 import { startup } from "./startup.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -42,28 +42,13 @@ async function startServer(
   file: string,
   env: Record<string, string> = {},
 ): Promise<{ port: number; stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, ["--import", "tsx", `bench/servers/${file}`], {
-    cwd: root,
-    env: { ...process.env, PORT: "0", NODE_ENV: "production", ...env },
-    // stdout (the platform's per-RPC log lines) is discarded, but every line is still produced.
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  children.add(child);
-  let err = "";
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stderr!.on("data", (d: Buffer) => {
-      err += d;
-      const m = /READY (\d+)/.exec(err);
-      if (m) resolve(Number(m[1]));
-    });
-    child.once("exit", (code) => reject(new Error(`${file} exited (${code}) before it was ready:\n${err}`)));
-  });
+  const server = await startEchoServer(file, { env });
+  children.add(server.child);
   return {
-    port,
+    port: server.port,
     async stop() {
-      child.kill("SIGTERM");
-      if (child.exitCode === null) await once(child, "exit");
-      children.delete(child);
+      await server.stop();
+      children.delete(server.child);
     },
   };
 }
