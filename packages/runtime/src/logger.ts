@@ -70,13 +70,21 @@ export function createLogger(opts: {
   // sonic-boom's string mode measures the UTF-8 length of the whole pending chunk on every line (a
   // growing rope it flattens each time: 9 % of a hop's CPU in `pnpm bench:profile`); its buffer mode
   // keeps running lengths, so lines go in as Buffers.
-  const boom = pino.destination({ dest: 1, sync: false, minLength: 4096, contentMode: "buffer" });
+  // periodicFlush: sonic-boom's own timer, which flushes without queueing a callback. (Calling flush(cb)
+  // on a timer added a "drain" listener each time, and under sustained load, when the buffer never
+  // drains, they piled up: MaxListenersExceededWarning in `pnpm bench:hop`.)
+  const boom = pino.destination({
+    dest: 1,
+    sync: false,
+    minLength: 4096,
+    contentMode: "buffer",
+    periodicFlush: 200,
+  });
   const logger = pair({
     write: (line: string) => boom.write(Buffer.from(line) as unknown as string),
     flush: (cb?: (err?: Error) => void) => boom.flush(cb),
     flushSync: () => boom.flushSync(),
   } as unknown as pino.DestinationStream);
-  setInterval(() => logger.flush(), 200).unref();
   return logger;
 }
 
