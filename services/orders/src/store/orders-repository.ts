@@ -27,22 +27,17 @@ export class PgOrdersRepository implements OrdersRepository {
   }
 
   async insert(o: NewOrder, event: (order: Order) => OutboxEvent): Promise<Order | undefined> {
-    // Statements that do not depend on each other's results are issued together: inside a transaction
-    // postgres.js pipelines them on the transaction's connection (one write, one round trip, run in the
-    // order issued), so placing an order costs five round trips instead of eight.
     return this.db.transaction(async (tx) => {
       // The local copy of the restaurant's name. An upsert would lock the restaurant's row for the whole
       // transaction and serialize every order of a popular restaurant; this locks it only on a rename.
-      await together([
-        tx
-          .insert(restaurants)
-          .values({ id: o.restaurantId, name: o.restaurantName })
-          .onConflictDoNothing({ target: restaurants.id }),
-        tx
-          .update(restaurants)
-          .set({ name: o.restaurantName, updatedAt: sql`now()` })
-          .where(and(eq(restaurants.id, o.restaurantId), ne(restaurants.name, o.restaurantName))),
-      ]);
+      await tx
+        .insert(restaurants)
+        .values({ id: o.restaurantId, name: o.restaurantName })
+        .onConflictDoNothing({ target: restaurants.id });
+      await tx
+        .update(restaurants)
+        .set({ name: o.restaurantName, updatedAt: sql`now()` })
+        .where(and(eq(restaurants.id, o.restaurantId), ne(restaurants.name, o.restaurantName)));
       const [row] = await tx
         .insert(orders)
         .values({
@@ -62,6 +57,19 @@ export class PgOrdersRepository implements OrdersRepository {
         .onConflictDoNothing({ target: orders.requestId })
         .returning({ createdAt: orders.createdAt });
       if (!row) return undefined;
+      await tx.insert(orderItems).values(
+        o.items.map((item, lineNo) => ({
+          orderId: o.id,
+          lineNo,
+          menuItemId: item.menuItemId,
+          name: item.name,
+          quantity: item.quantity,
+          unitPriceMinor: item.unitPrice.amountMinor,
+        })),
+      );
+      await tx
+        .insert(orderStatusHistory)
+        .values({ orderId: o.id, status: o.status, changedAt: row.createdAt });
       const order: Order = {
         id: o.id,
         userId: o.userId,
@@ -78,20 +86,7 @@ export class PgOrdersRepository implements OrdersRepository {
         updatedAt: row.createdAt,
         statusHistory: [{ status: o.status, changedAt: row.createdAt, reason: "" }],
       };
-      await together([
-        tx.insert(orderItems).values(
-          o.items.map((item, lineNo) => ({
-            orderId: o.id,
-            lineNo,
-            menuItemId: item.menuItemId,
-            name: item.name,
-            quantity: item.quantity,
-            unitPriceMinor: item.unitPrice.amountMinor,
-          })),
-        ),
-        tx.insert(orderStatusHistory).values({ orderId: o.id, status: o.status, changedAt: row.createdAt }),
-        tx.insert(outbox).values(orderEventRow(event(order))),
-      ]);
+      await tx.insert(outbox).values(orderEventRow(event(order)));
       return order;
     });
   }
@@ -170,16 +165,6 @@ type JoinedRow = {
 };
 
 /** Folds joined rows (one per item, ordered by order then line) into orders. */
-/**
- * Issues the statements at once and waits for every one of them, then fails with the first error: the
- * transaction is rolled back only after all of its statements have settled.
- */
-async function together(statements: PromiseLike<unknown>[]): Promise<void> {
-  const results = await Promise.allSettled(statements);
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
-  if (failed) throw failed.reason;
-}
-
 function groupOrders(rows: JoinedRow[]): Order[] {
   const result: Order[] = [];
   let current: Order | undefined;
