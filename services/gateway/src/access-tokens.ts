@@ -38,17 +38,13 @@ export class AccessTokenVerifier {
   /** The user of a token this verifier has already verified and that is still valid; else undefined. */
   known(authorization: string | null): AuthenticatedUser | undefined {
     const token = bearer(authorization);
-    const known = token === undefined ? undefined : this.verified.get(token);
-    if (!known) return undefined;
-    if (Date.now() < known.until) return { userId: known.userId, sessionId: known.sessionId };
-    this.verified.delete(token!);
-    return undefined;
+    return token === undefined ? undefined : this.cached(token);
   }
 
   async verify(authorization: string | null): Promise<AuthenticatedUser> {
     const token = bearer(authorization);
     if (!token) throw new ConnectError("missing or malformed bearer token", Code.Unauthenticated);
-    const known = this.known(authorization);
+    const known = this.cached(token);
     if (known) return known;
     const kid = headerKid(token);
     if (!this.keys || (kid && !this.kids.has(kid) && Date.now() - this.lastFetch > REFRESH_MIN_INTERVAL_MS)) {
@@ -67,6 +63,14 @@ export class AccessTokenVerifier {
     } catch {
       throw new ConnectError("access token is invalid or expired", Code.Unauthenticated);
     }
+  }
+
+  private cached(token: string): AuthenticatedUser | undefined {
+    const entry = this.verified.get(token);
+    if (!entry) return undefined;
+    if (Date.now() < entry.until) return { userId: entry.userId, sessionId: entry.sessionId };
+    this.verified.delete(token);
+    return undefined;
   }
 
   private remember(token: string, user: AuthenticatedUser, exp: number | undefined): void {
