@@ -9,7 +9,7 @@ const rows = (points: Point[]) =>
     HEAD,
     ...points.map(
       (p) =>
-        `| ${p.protocol} | ${p.targetRps} | ${p.achievedRps} | ${p.requests} | ${p.errors}${p.errors && p.errorCodes ? ` (${p.errorCodes})` : ""} | ${ms(p.p50Ms)} | ${ms(p.p90Ms)} | ${ms(p.p99Ms)} |`,
+        `| ${p.protocol} | ${p.targetRps} | ${p.achievedRps} | ${p.requests} | ${p.errors}${p.errorCodes ? ` (${p.errorCodes})` : ""} | ${ms(p.p50Ms)} | ${ms(p.p90Ms)} | ${ms(p.p99Ms)} |`,
     ),
   ].join("\n");
 

@@ -24,8 +24,6 @@ export interface Stack {
   /** Admin (metrics) port per service. */
   adminPorts: Record<ServiceName, number>;
   pids: Record<ServiceName, number>;
-  /** postgres:// URL of a service's database. */
-  databaseUrl: (svc: ServiceName) => string;
   /** `psql` on a service's database. */
   psql: (svc: ServiceName, sql: string, vars?: Record<string, string>) => string;
   rss: () => Record<ServiceName, number>;
@@ -136,7 +134,6 @@ export async function startStack(): Promise<Stack> {
     logDir,
     adminPorts,
     pids,
-    databaseUrl,
     psql: (svc, sql, vars = {}) =>
       execFileSync(
         "psql",
@@ -156,24 +153,26 @@ export async function startStack(): Promise<Stack> {
   };
 }
 
-/** Sums a Prometheus counter's samples whose labels include all of `match`. */
-export async function counterSum(
+/**
+ * One scrape of a Prometheus counter: its samples whose labels include all of `match`, summed by the
+ * value of the label `by`.
+ */
+export async function counterBy(
   adminPort: number,
   name: string,
   match: Record<string, string>,
-  exclude: Record<string, string> = {},
-): Promise<number> {
+  by: string,
+): Promise<Map<string, number>> {
   const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
-  let sum = 0;
+  const sums = new Map<string, number>();
   for (const line of text.split("\n")) {
     if (!line.startsWith(`${name}{`)) continue;
     const labels = line.slice(name.length + 1, line.lastIndexOf("}"));
-    const has = (k: string, v: string) => labels.includes(`${k}="${v}"`);
-    if (!Object.entries(match).every(([k, v]) => has(k, v))) continue;
-    if (Object.entries(exclude).some(([k, v]) => has(k, v))) continue;
-    sum += Number(line.slice(line.lastIndexOf(" ") + 1));
+    if (!Object.entries(match).every(([k, v]) => labels.includes(`${k}="${v}"`))) continue;
+    const key = new RegExp(`(?:^|,)${by}="([^"]*)"`).exec(labels)?.[1] ?? "";
+    sums.set(key, (sums.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(" ") + 1)));
   }
-  return sum;
+  return sums;
 }
 
 /** CPU seconds used so far by each service, by all PostgreSQL processes and by Redis (from /proc). */
