@@ -2,7 +2,7 @@
  * Summarises a V8 CPU profile (`node --cpu-prof`): self time by function and by package, the two views
  * that say where a hop's time goes. `tsx bench/profile.ts <file.cpuprofile> [top]`.
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 
 interface Node {
   id: number;
@@ -13,6 +13,34 @@ interface Profile {
   nodes: Node[];
   samples: number[];
   timeDeltas: number[];
+}
+
+/**
+ * A bundle (esbuild, unminified) marks where each module starts with a comment holding its path; this
+ * maps a line of the bundle back to that module, so a bundled service's time can be told by package.
+ */
+function bundleModules(url: string): ((line: number) => string) | undefined {
+  const path = url.replace(/^file:\/\//, "");
+  if (!path.endsWith(".mjs") || !existsSync(path)) return undefined;
+  const starts: { line: number; module: string }[] = [];
+  readFileSync(path, "utf8")
+    .split("\n")
+    .forEach((text, i) => {
+      const m = /^\/\/ ((?:node_modules|packages|services|gen)\/\S+\.[cm]?[jt]s)$/.exec(text);
+      if (m) starts.push({ line: i, module: m[1]! });
+    });
+  if (starts.length === 0) return undefined;
+  return (line) => {
+    let lo = 0;
+    let hi = starts.length - 1;
+    if (line < starts[0]!.line) return "(bundle prelude)";
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (starts[mid]!.line <= line) lo = mid;
+      else hi = mid - 1;
+    }
+    return starts[lo]!.module;
+  };
 }
 
 export function summarise(file: string, top = 25): string {
@@ -27,8 +55,15 @@ export function summarise(file: string, top = 25): string {
   });
   const fn = new Map<string, number>();
   const pkg = new Map<string, number>();
+  const bundles = new Map<string, ((line: number) => string) | undefined>();
+  const moduleOf = (url: string, line: number) => {
+    if (!bundles.has(url)) bundles.set(url, bundleModules(url));
+    return bundles.get(url)?.(line);
+  };
   for (const [id, us] of self) {
-    const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
+    const { functionName, lineNumber } = byId.get(id)!.callFrame;
+    // Inside a bundle, the module the line belongs to stands in for the bundle's own path.
+    const url = moduleOf(byId.get(id)!.callFrame.url, lineNumber) ?? byId.get(id)!.callFrame.url;
     const where = url.replace(/^file:\/\//, "").replace(/.*node_modules\/\.pnpm\/[^/]+\/node_modules\//, "");
     const key = `${functionName || "(anonymous)"} ${where ? `${where.split("/").slice(-2).join("/")}:${lineNumber + 1}` : ""}`;
     fn.set(key, (fn.get(key) ?? 0) + us);
@@ -45,7 +80,7 @@ export function summarise(file: string, top = 25): string {
               .slice(0, url.includes("/@") ? 2 : 1)
               .join("/")
           : url
-              .replace(/^file:\/\/.*?\/(packages|services|bench|gen)\//, "$1/")
+              .replace(/^(file:\/\/.*?\/)?(packages|services|bench|gen)\//, "$2/")
               .split("/")
               .slice(0, 2)
               .join("/");
@@ -81,7 +116,7 @@ export function summarise(file: string, top = 25): string {
       .slice(0, n)
       .map(([k, us]) => `${((us / busy) * 100).toFixed(1).padStart(5)} %  ${k}`)
       .join("\n");
-  return `total ${(total / 1e6).toFixed(2)} s sampled, ${(busy / 1e6).toFixed(2)} s running JavaScript or native code\n\nby package:\n${list(pkg, 15)}\n\nby function (self):\n${list(fn, top)}\n\nby function, inclusive (share of the running time):\n${ofBusy(inclusive, top)}`;
+  return `total ${(total / 1e6).toFixed(2)} s sampled, ${(busy / 1e6).toFixed(2)} s running JavaScript or native code\n\nby package:\n${list(pkg, 25)}\n\nby function (self):\n${list(fn, top)}\n\nby function, inclusive (share of the running time):\n${ofBusy(inclusive, top)}`;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
