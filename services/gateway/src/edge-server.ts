@@ -1,28 +1,15 @@
-import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
-import {
-  Code,
-  ConnectError,
-  createContextKey,
-  createContextValues,
-  type Interceptor,
-} from "@connectrpc/connect";
+import { ConnectError, createContextKey, createContextValues, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { AppService } from "@dispatch/gen/dispatch/app/v1/app_pb.ts";
-import {
-  accessLogger,
-  CODE_NAMES,
-  type Logger,
-  logRpc,
-  runInCall,
-  ServerMethodMetrics,
-  serverSpan,
-} from "@dispatch/runtime";
+import { type Logger, runInCall } from "@dispatch/runtime";
 import type { AccessTokenVerifier } from "./access-tokens.ts";
-import { type appService, kUser, PUBLIC_METHODS } from "./app-rpc.ts";
+import { type appService, kUser } from "./app-rpc.ts";
+import { EdgeCalls, timeoutOf } from "./edge-calls.ts";
+import { EdgeUnary } from "./edge-unary.ts";
 import type { RateLimits } from "./rate-limits.ts";
 
 const kClientIp = createContextKey<string>("");
@@ -51,83 +38,47 @@ export interface EdgeOptions {
  * handler, so Connect (JSON and binary), gRPC-Web and gRPC all work on either, with CORS for browsers.
  */
 export async function startEdgeServer(opts: EdgeOptions): Promise<{ port: number; close(): Promise<void> }> {
-  const methodMetrics = new Map<string, ServerMethodMetrics>();
-  const access = accessLogger(opts.logger);
-  // One JSON line and one set of metrics per RPC, as every internal server has; and a call context, so
-  // downstream calls carry this call's request id, deadline and cancellation.
+  const calls = new EdgeCalls(opts.verifier, opts.limits, opts.logger);
+  const lean = new EdgeUnary(opts.impl, calls, opts.maxBodyBytes);
+  // On connect-node's path: one JSON line and one set of metrics per RPC, as every internal server has;
+  // and a call context, so downstream calls carry this call's request id, deadline and cancellation.
   const observe: Interceptor = (next) => async (req) => {
-    const started = performance.now();
-    const key = req.method.name;
-    let metrics = methodMetrics.get(key);
-    if (!metrics) {
-      metrics = new ServerMethodMetrics(req.method.methodKind, req.service.typeName, req.method.name);
-      methodMetrics.set(key, metrics);
-    }
-    metrics.start();
-    const requestId = req.header.get("x-request-id") || randomUUID();
     const timeout = timeoutOf(req.header);
-    const span = serverSpan(req.header, req.service.typeName, req.method.name, {
-      "rpc.system": "connect_rpc",
-      "dispatch.request_id": requestId,
-    });
+    const call = calls.begin(
+      req.method,
+      req.header,
+      req.contextValues.get(kClientIp),
+      req.requestMethod === "GET" ? "connect-get" : protocolOf(req.header.get("content-type")),
+      Number.isNaN(timeout) ? undefined : timeout,
+    );
     const ctx = {
       signal: req.signal,
-      deadline: timeout === undefined ? undefined : Date.now() + timeout,
-      requestId,
-      traceSpan: span,
+      deadline: call.deadline,
+      requestId: call.requestId,
+      traceSpan: call.traceSpan,
     };
     let code = 0;
     try {
       const res = await runInCall(ctx, () => next(req));
-      res.header.set("x-request-id", requestId);
+      res.header.set("x-request-id", call.requestId);
       return res;
     } catch (err) {
       const ce = ConnectError.from(err);
       code = ce.code;
-      ce.metadata.set("x-request-id", requestId);
+      ce.metadata.set("x-request-id", call.requestId);
       throw ce;
     } finally {
-      metrics.done(code, (performance.now() - started) / 1000);
-      span?.end(code);
-      const ids = span;
-      const fields = {
-        rpc: { service: req.service.typeName, method: req.method.name },
-        code: CODE_NAMES[code],
-        durationMs: Math.round((performance.now() - started) * 1000) / 1000,
-        peer: req.contextValues.get(kClientIp),
-        requestId,
-        ...(ids ? { trace_id: ids.traceId, span_id: ids.spanId } : {}),
-        protocol: req.requestMethod === "GET" ? "connect-get" : protocolOf(req.header.get("content-type")),
-      };
-      logRpc(access, fields, code);
+      call.end(code);
     }
   };
 
   const edge: Interceptor = (next) => async (req) => {
     try {
-      // Limits first: a client looping on errors is refused here, before anything downstream.
-      const ip = req.contextValues.get(kClientIp) || "unknown";
-      if (PUBLIC_METHODS.has(req.method.name)) {
-        await opts.limits.consumeIp(ip);
-      } else {
-        const authorization = req.header.get("authorization");
-        // A token already verified costs nothing to recognise: both limits then go to Redis together
-        // (one round trip). Any other token is checked only after the address's limit has passed.
-        let user = opts.verifier.known(authorization);
-        if (user) {
-          await Promise.all([opts.limits.consumeIp(ip), opts.limits.consumeUser(user.userId)]);
-        } else {
-          await opts.limits.consumeIp(ip);
-          user = await opts.verifier.verify(authorization);
-          await opts.limits.consumeUser(user.userId);
-        }
-        req.contextValues.set(kUser, user);
-      }
+      const ip = req.contextValues.get(kClientIp);
+      req.contextValues.set(kUser, await calls.admit(req.method.name, req.header.get("authorization"), ip));
       return await next(req);
     } catch (err) {
-      if (err instanceof ConnectError) throw err;
-      opts.logger.error({ err, method: req.method.name }, "unexpected error at the edge");
-      throw new ConnectError("internal error", Code.Internal);
+      throw calls.toConnectError(err, req.method.name);
     }
   };
 
@@ -166,13 +117,31 @@ export async function startEdgeServer(opts: EdgeOptions): Promise<{ port: number
         return;
       }
     }
+    if (req instanceof http.IncomingMessage && lean.connect(req, res as http.ServerResponse)) return;
     rpc(req as http.IncomingMessage, res as http.ServerResponse);
   };
 
   const h1 = http.createServer(handler as http.RequestListener);
-  const h2 = http2.createServer(
-    handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
-  );
+  // No request listener: each stream is first offered to the lean gRPC path; the others get node's
+  // compatibility request and response, as http2.createServer(handler) would make them.
+  const h2 = http2.createServer();
+  h2.on("stream", (stream, headers, _flags, rawHeaders) => {
+    if (lean.grpc(stream, headers)) return;
+    const req = new http2.Http2ServerRequest(stream, headers, {}, rawHeaders);
+    const res = new http2.Http2ServerResponse(stream);
+    if (headers[":method"] === "CONNECT") {
+      res.writeHead(405).end();
+      return;
+    }
+    if (headers.expect !== undefined) {
+      if (headers.expect !== "100-continue") {
+        res.writeHead(417).end();
+        return;
+      }
+      res.writeContinue();
+    }
+    handler(req, res);
+  });
   h2.on("sessionError", () => {});
   const sockets = new Set<net.Socket>();
   // noDelay: node's http server turns Nagle's algorithm off on the connections it accepts itself; these
@@ -214,14 +183,4 @@ function protocolOf(contentType: string | null): string {
   if (contentType.startsWith("application/grpc-web")) return "grpc-web";
   if (contentType.startsWith("application/grpc")) return "grpc";
   return "connect";
-}
-
-const GRPC_UNITS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
-
-/** The caller's deadline in ms: Connect's connect-timeout-ms, or gRPC's and gRPC-Web's grpc-timeout. */
-function timeoutOf(header: Headers): number | undefined {
-  const connect = header.get("connect-timeout-ms");
-  if (connect && /^\d{1,10}$/.test(connect)) return Number(connect);
-  const m = /^(\d{1,8})([HMSmun])$/.exec(header.get("grpc-timeout") ?? "");
-  return m ? Number(m[1]) * GRPC_UNITS[m[2]!]! : undefined;
 }
