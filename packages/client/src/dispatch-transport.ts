@@ -8,7 +8,6 @@ import {
   type Transport,
   type UnaryResponse,
 } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { clientSpan, currentCall, injectInto, type OpenSpan } from "@dispatch/runtime";
 import type { Logger } from "pino";
 import {
@@ -19,6 +18,7 @@ import {
   type Target,
 } from "./balancer.ts";
 import { type BreakerOptions, BreakerRegistry, CircuitOpenError } from "./breaker.ts";
+import { createUnaryGrpcTransport } from "./grpc-unary-transport.ts";
 import { budgetSpent, ClientMethodMetrics } from "./metrics.ts";
 import {
   neverSent,
@@ -95,7 +95,7 @@ export class DispatchTransport implements Transport {
     this.balancer = new Balancer(
       opts.name,
       opts.target,
-      (url) => createGrpcTransport({ baseUrl: url, sessionManager: sessionFor(url) }),
+      (url) => createUnaryGrpcTransport(url, sessionFor(url)),
       opts.balancing,
       opts.outlier,
       opts.logger,
@@ -337,7 +337,10 @@ export class DispatchTransport implements Transport {
           Code.Canceled,
         );
       }
-      signal = signal ? AbortSignal.any([signal, incoming.signal]) : incoming.signal;
+      // Handlers usually pass the incoming call's own signal: combining a signal with itself would only
+      // add an AbortSignal.any (its weak references keep the call's objects alive into the old generation).
+      signal =
+        signal && signal !== incoming.signal ? AbortSignal.any([signal, incoming.signal]) : incoming.signal;
       if (!headers.has("x-request-id")) headers.set("x-request-id", incoming.requestId);
     }
     injectInto(headers, span);
