@@ -145,6 +145,71 @@ describe.runIf(adminUrl)("openDatabase on PostgreSQL", () => {
     }
   });
 
+  it("returns every query's own rows while other calls' queries are being cancelled around it", async () => {
+    // postgres.js pipelines queries on a connection by default; cancelling one (a CancelRequest hits
+    // whatever the backend runs at that moment) then made neighbours return other queries' rows or
+    // never settle. Many calls on a small pool, a fifth of them cancelled mid-flight.
+    const call = new AsyncLocalStorage<AbortSignal>();
+    const database = await openDatabase({
+      service: "pipelinetest",
+      url,
+      schema,
+      migrationsFolder,
+      poolSize: 2,
+      signal: () => call.getStore(),
+    });
+    try {
+      let wrong = 0;
+      let cancelled = 0;
+      let ok = 0;
+      const one = async (i: number) => {
+        const ac = new AbortController();
+        if (i % 5 === 0) setTimeout(() => ac.abort(), i % 4);
+        const n = 1 + (i % 7);
+        try {
+          await call.run(ac.signal, async () => {
+            if (i % 2) {
+              const rows = (await database.db.execute(
+                sql`select g::int as a, ('x' || g)::text as b from generate_series(1, ${n}::int) g`,
+              )) as unknown as { a: number; b: string }[];
+              if (rows.length !== n || rows.some((r, k) => r.a !== k + 1 || r.b !== `x${k + 1}`)) wrong++;
+              else ok++;
+            } else {
+              const rows = (await database.db.execute(
+                sql`select ${`v${i}`}::text as s, pg_sleep(${i % 3}::float8 / 1000) as z`,
+              )) as unknown as { s: string }[];
+              if (rows.length !== 1 || rows[0]!.s !== `v${i}`) wrong++;
+              else ok++;
+            }
+          });
+        } catch (err) {
+          if (!isQueryCancelled(err)) throw err;
+          cancelled++;
+        }
+      };
+      let next = 0;
+      const until = Date.now() + 2000;
+      const workers = Array.from({ length: 30 }, async () => {
+        while (Date.now() < until) await one(next++);
+      });
+      // Every call settles (none hangs behind a cancelled neighbour).
+      let timer: NodeJS.Timeout | undefined;
+      const settled = await Promise.race([
+        Promise.all(workers).then(() => true),
+        new Promise<boolean>((r) => {
+          timer = setTimeout(() => r(false), 15_000);
+        }),
+      ]);
+      clearTimeout(timer);
+      expect(settled).toBe(true);
+      expect(wrong).toBe(0);
+      expect(cancelled).toBeGreaterThan(0);
+      expect(ok).toBeGreaterThan(100);
+    } finally {
+      await database.close();
+    }
+  }, 30_000);
+
   it("reports a connection the server dropped as DatabaseUnavailableError (UNAVAILABLE), then reconnects", async () => {
     const database = await openDatabase({ service: "droptest", url, schema, migrationsFolder });
     const admin = postgres(adminUrl!, { max: 1, onnotice: () => {} });
