@@ -7,8 +7,6 @@
  * default 20000), BENCH_ROUNDS (rounds over all servers; the median run is reported, default 3).
  */
 import { type ChildProcess, execFileSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
-import os from "node:os";
 import { fileURLToPath } from "node:url";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
@@ -16,6 +14,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { EchoRequestSchema, EchoService } from "../gen/dispatch/echo/v1/echo_pb.ts";
 import { grpcBody, h2load, h2loadVersion, type LoadResult } from "./h2load.ts";
 import { mobileReport } from "./mobile-report.ts";
+import { machine, writeSection } from "./report.ts";
 import { startEchoServer } from "./servers/start.ts";
 import { startup } from "./startup.ts";
 
@@ -87,31 +86,6 @@ async function measure(
 function median(rows: Row[]): Row {
   const sorted = [...rows].sort((a, b) => a.result.reqPerSec - b.result.reqPerSec);
   return sorted[Math.floor(sorted.length / 2)]!;
-}
-
-function machine(h2: string): string {
-  const cpu = os.cpus()[0]?.model.trim() ?? "unknown CPU";
-  return `${cpu}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}, Node ${process.version}, ${h2}`;
-}
-
-function writeSection(title: string, content: string): void {
-  const file = `${root}/docs/BENCHMARKS.md`;
-  let doc: string;
-  try {
-    doc = readFileSync(file, "utf8");
-  } catch {
-    doc =
-      "# Benchmarks\n\nProduced by `pnpm bench`; each section is rewritten by the scenario that owns it.\n";
-  }
-  const heading = `## ${title}`;
-  const start = doc.indexOf(heading);
-  if (start === -1) {
-    doc = `${doc.trimEnd()}\n\n${heading}\n\n${content.trim()}\n`;
-  } else {
-    const next = doc.indexOf("\n## ", start + heading.length);
-    doc = `${doc.slice(0, start)}${heading}\n\n${content.trim()}\n${next === -1 ? "" : doc.slice(next)}`;
-  }
-  writeFileSync(file, doc);
 }
 
 async function hop(): Promise<void> {

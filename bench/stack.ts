@@ -11,7 +11,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort, rssMb, serving } from "./startup.ts";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
+const defaultRoot = fileURLToPath(new URL("..", import.meta.url));
+let stacks = 0;
 const admin = process.env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const redis = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
 const SERVICES = ["identity", "catalog", "orders", "payments", "notifications", "gateway"] as const;
@@ -30,8 +31,12 @@ export interface Stack {
   stop: () => Promise<void>;
 }
 
-export async function startStack(): Promise<Stack> {
-  const tag = `dispatch_bench_${process.pid}`;
+/**
+ * `root`: the checkout whose bundles run (default this one); bench/ab.ts passes an earlier commit's
+ * checkout to measure both side by side.
+ */
+export async function startStack(root = defaultRoot): Promise<Stack> {
+  const tag = `dispatch_bench_${process.pid}_${stacks++}`;
   const url = new URL(admin);
   const pg = ["-h", url.hostname, "-p", url.port || "5432", "-U", url.username || "postgres"];
   const dbName = (svc: ServiceName) => `${tag}_${svc}`;

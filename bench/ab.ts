@@ -1,0 +1,91 @@
+/**
+ * `pnpm bench:ab <checkout>`: active orders (500 rps through the gateway, both protocols) on this
+ * checkout's bundles and on another checkout's, both stacks up at once and measured in turns, so the
+ * machine's drift (this VM's speed moves by 2x within a day) falls on both alike. Prepare the other
+ * checkout with `git worktree add /tmp/base <commit> && cd /tmp/base && pnpm install --offline &&
+ * pnpm bundle`. Writes the table into docs/BENCHMARKS.md ("A/B against an earlier commit").
+ * Env: BENCH_ROUNDS (default 3), BENCH_FIXED_S (seconds per run, default 15).
+ */
+import { execFileSync } from "node:child_process";
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { h2loadVersion } from "./h2load.ts";
+import { activeRun, call, type Point, seed, signIn } from "./mobile.ts";
+import { machine, writeSection } from "./report.ts";
+import { type Stack, startStack } from "./stack.ts";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const other = process.argv[2];
+if (!other) {
+  console.error("usage: pnpm bench:ab <path of another checkout, bundled>");
+  process.exit(2);
+}
+const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+const seconds = Number(process.env.BENCH_FIXED_S ?? 15);
+const rps = 500;
+const commit = (dir: string) =>
+  execFileSync("git", ["-C", dir, "log", "-1", "--format=%h %s"], { encoding: "utf8" }).trim();
+
+execFileSync(process.execPath, ["packages/build/src/bundle.ts"], { cwd: root, stdio: "inherit" });
+const sides: { name: string; dir: string; stack?: Stack; email: string }[] = [
+  { name: "base", dir: resolve(other), email: `ab-base-${process.pid}@example.com` },
+  { name: "this", dir: root, email: `ab-this-${process.pid}@example.com` },
+];
+const rows: { side: string; round: number; point: Point }[] = [];
+const all = (p: Point) => Object.values(p.cpuUsPerCall ?? {}).reduce((a, b) => a + b, 0);
+try {
+  for (const side of sides) {
+    side.stack = await startStack(side.dir);
+    await call(side.stack.gatewayUrl, "SignUp", {
+      email: side.email,
+      password: "bench-password-1",
+      displayName: "AB",
+    });
+    seed(side.stack, (await signIn(side.stack.gatewayUrl, side.email)).userId);
+  }
+  for (let round = 1; round <= rounds; round++) {
+    for (const protocol of ["connect", "grpc"] as const) {
+      // Alternate which side goes first, so neither always runs on a warmer or cooler machine.
+      for (const side of round % 2 ? sides : [...sides].reverse()) {
+        const point = await activeRun(side.stack!, side.email, protocol, rps, seconds);
+        console.error(
+          `round ${round} ${side.name} ${point.protocol}: p99 ${point.p99Ms} ms, gateway ${point.cpuUsPerCall?.gateway} µs, all ${all(point)} µs`,
+        );
+        rows.push({ side: side.name, round, point });
+      }
+    }
+  }
+} finally {
+  for (const side of sides) await side.stack?.stop();
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const table = [
+  "| protocol | checkout | req/s | errors | p50 ms | p99 ms | gateway µs/call | orders µs/call | postgres µs/call | all µs/call |",
+  "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+];
+for (const protocol of ["Connect JSON, HTTP/1.1", "gRPC, h2c"]) {
+  for (const side of sides) {
+    const ps = rows.filter((r) => r.side === side.name && r.point.protocol === protocol).map((r) => r.point);
+    const med = (f: (p: Point) => number) => median(ps.map(f));
+    table.push(
+      `| ${protocol} | ${side.name} | ${med((p) => p.achievedRps)} | ${ps.reduce((a, p) => a + p.errors, 0)} | ${med((p) => p.p50Ms).toFixed(1)} | ${med((p) => p.p99Ms).toFixed(1)} | ${med((p) => p.cpuUsPerCall?.gateway ?? 0)} | ${med((p) => p.cpuUsPerCall?.orders ?? 0)} | ${med((p) => p.cpuUsPerCall?.postgres ?? 0)} | ${med(all)} |`,
+    );
+  }
+}
+const content = `Both stacks up at once on this machine (each as in "Mobile flows under load": bundles, PostgreSQL, Redis,
+the same seed), ListActiveOrders at ${rps} rps for ${seconds} s per run, ${rounds} rounds, the two checkouts
+measured in turns (order alternating per round); medians of the rounds. CPU per call from /proc as in
+that section.
+
+- Date: ${new Date().toISOString().slice(0, 10)}
+- Machine: ${machine(await h2loadVersion())}
+- Command: \`pnpm bench:ab <checkout>\`
+- base: \`${commit(sides[0]!.dir)}\`
+- this: \`${commit(root)}\` (plus uncommitted changes, if any)
+
+${table.join("\n")}
+
+Every run, p99 ms and gateway µs/call: ${rows.map((r) => `${r.side} ${r.point.protocol.split(",")[0]} r${r.round} ${r.point.p99Ms.toFixed(0)}/${r.point.cpuUsPerCall?.gateway}`).join("; ")}.`;
+console.log(content);
+writeSection("A/B against an earlier commit", content);

@@ -1,0 +1,31 @@
+/** Where the scenarios' results go: docs/BENCHMARKS.md, one section per scenario, and the machine line. */
+import { readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+
+export function machine(h2: string): string {
+  const cpu = os.cpus()[0]?.model.trim() ?? "unknown CPU";
+  return `${cpu}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}, Node ${process.version}, ${h2}`;
+}
+
+export function writeSection(title: string, content: string): void {
+  const file = `${root}/docs/BENCHMARKS.md`;
+  let doc: string;
+  try {
+    doc = readFileSync(file, "utf8");
+  } catch {
+    doc =
+      "# Benchmarks\n\nProduced by `pnpm bench`; each section is rewritten by the scenario that owns it.\n";
+  }
+  const heading = `## ${title}`;
+  const start = doc.indexOf(heading);
+  if (start === -1) {
+    doc = `${doc.trimEnd()}\n\n${heading}\n\n${content.trim()}\n`;
+  } else {
+    const next = doc.indexOf("\n## ", start + heading.length);
+    doc = `${doc.slice(0, start)}${heading}\n\n${content.trim()}\n${next === -1 ? "" : doc.slice(next)}`;
+  }
+  writeFileSync(file, doc);
+}
