@@ -52,7 +52,8 @@ export async function openDatabase<TSchema extends Record<string, unknown>>(
       // backend runs at that moment), deep pipelines made neighbours fail, return another statement's
       // rows or never settle (test: "returns every query's own rows…"). 0 would turn pipelining off
       // but breaks postgres.js' own transactions (sql.begin needs its onexecute hook).
-      max_pipeline: 1,
+      // (postgres.js reads it but its types leave it out)
+      ...({ max_pipeline: 1 } as object),
       connection: {
         application_name: opts.service,
         statement_timeout: opts.statementTimeoutMs ?? 5000,
