@@ -34,7 +34,8 @@ export interface EdgeOptions {
 
 /**
  * The public port. One TCP listener; the first bytes of a connection say which protocol it speaks: the
- * HTTP/2 preface goes to an h2c server, anything else to HTTP/1.1. Both run the same connect-node
+ * HTTP/2 preface goes to an h2c server, anything else to HTTP/1.1. Plain gRPC unary calls (h2c) and
+ * Connect unary POSTs (HTTP/1.1) take the lean path (edge-unary.ts); everything else runs connect-node's
  * handler, so Connect (JSON and binary), gRPC-Web and gRPC all work on either, with CORS for browsers.
  */
 export async function startEdgeServer(opts: EdgeOptions): Promise<{ port: number; close(): Promise<void> }> {
