@@ -157,7 +157,7 @@ export class EdgeUnary {
     headers: http.IncomingHttpHeaders,
     ip: string,
     protocol: string,
-    reply: GrpcReply | ConnectReply,
+    reply: Reply,
   ): Promise<void> {
     const { method } = route;
     let request: Message;
@@ -256,24 +256,51 @@ class EdgeContext implements HandlerContext {
   }
 }
 
-/** The gRPC side of a lean call: one message and trailers, or a trailers-only error. */
-class GrpcReply {
-  private ctx: EdgeContext | undefined;
-  private expiry: NodeJS.Timeout | undefined;
+/**
+ * What both reply kinds share: the call's deadline (running from the first byte, while the request is
+ * read and admitted too), the handler's context once there is one, and the end of the call.
+ */
+abstract class Reply {
+  protected ctx: EdgeContext | undefined;
+  private readonly expiry: NodeJS.Timeout | undefined;
 
-  constructor(
-    private readonly stream: http2.ServerHttp2Stream,
-    private readonly call: ObservedCall,
-    private readonly gzip: boolean,
-  ) {
+  constructor(protected readonly call: ObservedCall) {
     if (call.deadline !== undefined) {
-      // The deadline also runs while the request is read and admitted.
-      this.expiry = setTimeout(() => this.expire(), Math.max(0, call.deadline - Date.now()));
+      this.expiry = setTimeout(
+        () => this.error(new ConnectError("the operation timed out", Code.DeadlineExceeded)),
+        Math.max(0, call.deadline - Date.now()),
+      );
     }
   }
 
   set context(ctx: EdgeContext) {
     this.ctx = ctx;
+  }
+
+  abstract ok(method: Method, message: Message): void;
+  abstract error(err: ConnectError): void;
+
+  /** The connection or stream closed: if the call has not been answered, the client cancelled it. */
+  closed(): void {
+    if (this.call.done) return;
+    this.ctx?.abort(new ConnectError("the caller cancelled the call", Code.Canceled));
+    this.finish(Code.Canceled);
+  }
+
+  protected finish(code: Code | 0): void {
+    if (this.expiry) clearTimeout(this.expiry);
+    this.call.end(code);
+  }
+}
+
+/** The gRPC side of a lean call: one message and trailers, or a trailers-only error. */
+class GrpcReply extends Reply {
+  constructor(
+    private readonly stream: http2.ServerHttp2Stream,
+    call: ObservedCall,
+    private readonly gzip: boolean,
+  ) {
+    super(call);
   }
 
   ok(method: Method, message: Message): void {
@@ -332,48 +359,20 @@ class GrpcReply {
     this.finish(err.code);
   }
 
-  /** The stream closed: if the call has not been answered, the client cancelled it. */
-  closed(): void {
-    if (this.call.done) return;
-    this.ctx?.abort(new ConnectError("the caller cancelled the call", Code.Canceled));
-    this.finish(Code.Canceled);
-  }
-
-  private expire(): void {
-    this.error(new ConnectError("the operation timed out", Code.DeadlineExceeded));
-  }
-
-  private finish(code: Code | 0): void {
-    if (this.expiry) clearTimeout(this.expiry);
-    this.call.end(code);
-  }
-
   private writable(): boolean {
     return !this.stream.destroyed && !this.stream.closed;
   }
 }
 
 /** The Connect side of a lean call over HTTP/1.1: the message, or an error as Connect's JSON body. */
-class ConnectReply {
-  private ctx: EdgeContext | undefined;
-  private expiry: NodeJS.Timeout | undefined;
-
+class ConnectReply extends Reply {
   constructor(
     private readonly res: http.ServerResponse,
-    private readonly call: ObservedCall,
+    call: ObservedCall,
     private readonly json: boolean,
     private readonly gzip: boolean,
   ) {
-    if (call.deadline !== undefined) {
-      this.expiry = setTimeout(
-        () => this.error(new ConnectError("the operation timed out", Code.DeadlineExceeded)),
-        Math.max(0, call.deadline - Date.now()),
-      );
-    }
-  }
-
-  set context(ctx: EdgeContext) {
-    this.ctx = ctx;
+    super(call);
   }
 
   ok(method: Method, message: Message): void {
@@ -400,12 +399,6 @@ class ConnectReply {
     this.finish(err.code);
   }
 
-  closed(): void {
-    if (this.call.done) return;
-    this.ctx?.abort(new ConnectError("the caller cancelled the call", Code.Canceled));
-    this.finish(Code.Canceled);
-  }
-
   private send(status: number, h: Headers, body: Uint8Array, close: boolean): void {
     if (this.res.headersSent || this.res.destroyed) return;
     const added = this.ctx?.added();
@@ -423,11 +416,6 @@ class ConnectReply {
     for (const [k, v] of h) this.res.setHeader(k, v);
     this.res.writeHead(status);
     this.res.end(payload);
-  }
-
-  private finish(code: Code | 0): void {
-    if (this.expiry) clearTimeout(this.expiry);
-    this.call.end(code);
   }
 }
 
