@@ -62,7 +62,9 @@ type PendingQuery = postgres.PendingQuery<postgres.Row[]>;
 
 /**
  * Wraps a postgres.js client so every query drizzle sends (including inside transactions and savepoints)
- * is cancelled on the server when the current call's signal aborts, and is never sent once it has.
+ * is cancelled on the server when the current call's signal aborts (unless other statements are
+ * pipelined on its connection: then the call only stops waiting for it, see track()), and is never sent
+ * once it has.
  *
  * It also makes every parameterised statement a named prepared statement. drizzle sends its queries
  * through `unsafe()`, which postgres.js runs as an unnamed statement: two round trips (Parse/Describe,
@@ -84,14 +86,16 @@ export function cancellable<T extends postgres.Sql>(
           timed(
             gate.watch(
               track(
-                target.unsafe(
-                  query,
-                  params as never,
-                  {
-                    ...(options as object),
-                    prepare: true,
-                  } as never,
-                ) as unknown as PendingQuery,
+                tracked(
+                  target.unsafe(
+                    query,
+                    params as never,
+                    {
+                      ...(options as object),
+                      prepare: true,
+                    } as never,
+                  ) as unknown as PendingQuery,
+                ),
                 gate.down ? gate.error() : currentSignal(),
               ),
             ),
@@ -206,26 +210,95 @@ function track(
       Promise.reject(error).then(undefined, reject)) as PendingQuery["then"];
     return query;
   }
-  const onAbort = () => void query.cancel();
-  signal.addEventListener("abort", onAbort, { once: true });
   const then = query.then.bind(query);
   // biome-ignore lint/suspicious/noThenProperty: settle hooks on the query drizzle awaits
   query.then = ((resolve?: (v: unknown) => unknown, reject?: (e: unknown) => unknown) =>
-    then(
+    new Promise((settle, fail) => {
+      let abandoned = false;
+      const onAbort = () => {
+        // Not sent yet (postgres.js drops it from its queue), or a statement that has run a while and is
+        // the only one on its connection: a CancelRequest stops it in the backend; postgres.js rejects it
+        // with 57014, mapped below.
+        if (!sent(query) || (alone(query) && runningMs(query) >= CANCEL_AFTER_MS)) {
+          void query.cancel();
+          return;
+        }
+        // Otherwise a CancelRequest could stop another statement: it stops whatever the backend runs
+        // when it arrives, so inside a pipeline it made neighbours fail, read another statement's rows
+        // or never settle, and a statement of a millisecond may be over (and the connection running the
+        // next one) by the time it lands. This one runs on (it is short, or statement_timeout bounds
+        // it) and only its caller stops waiting.
+        abandoned = true;
+        fail(new QueryCancelledError(signal.reason));
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      then(
+        (rows) => {
+          signal.removeEventListener("abort", onAbort);
+          if (!abandoned) settle(rows);
+        },
+        (err: unknown) => {
+          signal.removeEventListener("abort", onAbort);
+          if (abandoned) return;
+          fail(
+            signal.aborted && (err as { code?: string }).code === QUERY_CANCELED
+              ? new QueryCancelledError(err)
+              : classify(err),
+          );
+        },
+      );
+    }).then(resolve, reject)) as PendingQuery["then"];
+  return query;
+}
+
+/**
+ * Statements younger than this are not cancelled on the server, only abandoned: a CancelRequest takes a
+ * new connection and a round trip, and one that lands after its statement ended stops the next one.
+ */
+const CANCEL_AFTER_MS = 20;
+
+/** Every statement sent through cancellable() and not yet settled (any connection), with when it was. */
+const unsettled = new Map<PendingQuery, number>();
+
+function runningMs(query: PendingQuery): number {
+  return performance.now() - (unsettled.get(query) ?? performance.now());
+}
+
+/** postgres.js gives a query its connection's backend (`state`, one object per connection) when it writes it. */
+function backendOf(query: PendingQuery): unknown {
+  return (query as unknown as { state?: unknown }).state;
+}
+
+function sent(query: PendingQuery): boolean {
+  return backendOf(query) !== undefined;
+}
+
+/** No other unsettled statement is on the same connection (none pipelined behind or ahead of it). */
+function alone(query: PendingQuery): boolean {
+  const backend = backendOf(query);
+  for (const q of unsettled.keys()) if (q !== query && backendOf(q) === backend) return false;
+  return true;
+}
+
+/** Keeps `query` in `unsettled` from the moment it is awaited until it settles. */
+function tracked(query: PendingQuery): PendingQuery {
+  const then = query.then.bind(query);
+  // biome-ignore lint/suspicious/noThenProperty: observe when the query drizzle awaits settles
+  query.then = ((resolve?: (v: unknown) => unknown, reject?: (e: unknown) => unknown) => {
+    unsettled.set(query, performance.now());
+    const done = () => unsettled.delete(query);
+    return then(
       (rows) => {
-        signal.removeEventListener("abort", onAbort);
+        done();
         return resolve ? resolve(rows) : rows;
       },
       (err: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        const mapped =
-          signal.aborted && (err as { code?: string }).code === QUERY_CANCELED
-            ? new QueryCancelledError(err)
-            : classify(err);
-        if (reject) return reject(mapped);
-        throw mapped;
+        done();
+        if (reject) return reject(err);
+        throw err;
       },
-    )) as PendingQuery["then"];
+    );
+  }) as PendingQuery["then"];
   return query;
 }
 

@@ -47,13 +47,6 @@ export async function openDatabase<TSchema extends Record<string, unknown>>(
   if (opts.url) {
     const client = postgres(opts.url, {
       max: opts.poolSize ?? 10,
-      // At most one statement queued behind the running one per connection (postgres.js pipelines up
-      // to 100). With queries cancelled when their call is abandoned (a CancelRequest stops whatever the
-      // backend runs at that moment), deep pipelines made neighbours fail, return another statement's
-      // rows or never settle (test: "returns every query's own rows…"). 0 would turn pipelining off
-      // but breaks postgres.js' own transactions (sql.begin needs its onexecute hook).
-      // (postgres.js reads it but its types leave it out)
-      ...({ max_pipeline: 1 } as object),
       connection: {
         application_name: opts.service,
         statement_timeout: opts.statementTimeoutMs ?? 5000,

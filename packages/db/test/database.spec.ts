@@ -146,9 +146,9 @@ describe.runIf(adminUrl)("openDatabase on PostgreSQL", () => {
   });
 
   it("returns every query's own rows while other calls' queries are being cancelled around it", async () => {
-    // postgres.js pipelines queries on a connection by default; cancelling one (a CancelRequest hits
-    // whatever the backend runs at that moment) then made neighbours return other queries' rows or
-    // never settle. Many calls on a small pool, a fifth of them cancelled mid-flight.
+    // postgres.js pipelines queries on a connection; cancelling a sent one with a CancelRequest (which
+    // stops whatever the backend runs when it arrives) made neighbours fail, return other statements'
+    // rows or never settle. Many calls on a small pool, a fifth of them abandoned mid-flight.
     const call = new AsyncLocalStorage<AbortSignal>();
     const database = await openDatabase({
       service: "pipelinetest",
