@@ -308,14 +308,21 @@ describe("serve(): bad input gets a clear status, never a crash", () => {
 
 describe("serve(): overload", () => {
   it("sheds calls above the in-flight limit with RESOURCE_EXHAUSTED and a retry pushback, and keeps health answering", async () => {
-    const { echo, health, observed } = await start({ maxInFlight: 3 });
-    const slow = Array.from({ length: 3 }, () => echo.echo({ message: "slow:300" }));
+    const { echo, health, observed, logs } = await start({ maxInFlight: 3 });
+    const slow = Array.from({ length: 3 }, () => echo.echo({ message: "slow:1300" }));
     await new Promise((r) => setTimeout(r, 50));
     let trailer: Headers | undefined;
     const shed = await failure(echo.echo({ message: "one too many" }, { onTrailer: (t) => (trailer = t) }));
     expect(shed.code).toBe(Code.ResourceExhausted);
     expect(shed.rawMessage).toMatch(/limit of 3 calls in flight/);
     expect(shed.metadata.get("grpc-retry-pushback-ms") ?? trailer?.get("grpc-retry-pushback-ms")).toBe("100");
+    for (let i = 0; i < 4; i++) await failure(echo.echo({ message: "still too many" }));
+    // Shed calls are logged as one line a second with their count, not a line each.
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(logs.filter((l) => l.msg === "rpc" && l.code === "ResourceExhausted")).toEqual([]);
+    const summary = logs.filter((l) => l.msg === "calls shed in the last second");
+    expect(summary).toHaveLength(1);
+    expect(summary[0]).toMatchObject({ shed: 5, rpc: { method: "Echo" } });
     expect((await health.check({ service: "" })).status).toBe(Serving.SERVING);
     await Promise.all(slow);
     expect(observed.completed).toHaveLength(3);
