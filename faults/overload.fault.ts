@@ -99,7 +99,11 @@ it("catalog under 5x its capacity sheds the excess and stays healthy", async () 
   expect(figures.offeredOverCapacity).toBeGreaterThanOrEqual(4.5);
   expect(shed).toBeGreaterThan(0);
   expect(figures.otherStatuses).toEqual({});
-  expect(figures.admittedP99Ms).toBeLessThanOrEqual(Math.max(250, capacity.okP99 * 5));
+  // Bounded: with 5x the capacity offered for 6 s, a server that queued instead of shedding would answer
+  // in seconds by the end. On two cores shared with the load generator (7-9k calls/s of its own), the
+  // admitted p99 measured 160-470 ms on 2026-11-23 (the commit before that day's changes: 323-347 ms,
+  // failing the earlier 250 ms / 5x bound 2 runs of 2).
+  expect(figures.admittedP99Ms).toBeLessThanOrEqual(Math.max(750, capacity.okP99 * 10));
   expect(peakRss - idleRss).toBeLessThan(150);
   expect(figures.servingAfter).toBe("SERVING");
   expect(menu.items.length).toBeGreaterThan(0);
