@@ -86,16 +86,14 @@ export function cancellable<T extends postgres.Sql>(
           timed(
             gate.watch(
               track(
-                tracked(
-                  target.unsafe(
-                    query,
-                    params as never,
-                    {
-                      ...(options as object),
-                      prepare: true,
-                    } as never,
-                  ) as unknown as PendingQuery,
-                ),
+                target.unsafe(
+                  query,
+                  params as never,
+                  {
+                    ...(options as object),
+                    prepare: true,
+                  } as never,
+                ) as unknown as PendingQuery,
                 gate.down ? gate.error() : currentSignal(),
               ),
             ),
@@ -194,12 +192,21 @@ function track(
   if (!signal) {
     const then = query.then.bind(query);
     // biome-ignore lint/suspicious/noThenProperty: classify failures on the query drizzle awaits
-    query.then = ((resolve?: (v: unknown) => unknown, reject?: (e: unknown) => unknown) =>
-      then(resolve, (err: unknown) => {
-        const mapped = classify(err);
-        if (reject) return reject(mapped);
-        throw mapped;
-      })) as PendingQuery["then"];
+    query.then = ((resolve?: (v: unknown) => unknown, reject?: (e: unknown) => unknown) => {
+      unsettled.set(query, performance.now());
+      return then(
+        (rows) => {
+          unsettled.delete(query);
+          return resolve ? resolve(rows) : rows;
+        },
+        (err: unknown) => {
+          unsettled.delete(query);
+          const mapped = classify(err);
+          if (reject) return reject(mapped);
+          throw mapped;
+        },
+      );
+    }) as PendingQuery["then"];
     return query;
   }
   if (signal.aborted) {
@@ -232,12 +239,15 @@ function track(
         fail(new QueryCancelledError(signal.reason));
       };
       signal.addEventListener("abort", onAbort, { once: true });
+      unsettled.set(query, performance.now());
       then(
         (rows) => {
+          unsettled.delete(query);
           signal.removeEventListener("abort", onAbort);
           if (!abandoned) settle(rows);
         },
         (err: unknown) => {
+          unsettled.delete(query);
           signal.removeEventListener("abort", onAbort);
           if (abandoned) return;
           fail(
@@ -257,7 +267,10 @@ function track(
  */
 const CANCEL_AFTER_MS = 20;
 
-/** Every statement sent through cancellable() and not yet settled (any connection), with when it was. */
+/**
+ * Every statement sent through cancellable() and not yet settled (any connection), with when it was
+ * awaited; track() keeps it, for alone() and runningMs().
+ */
 const unsettled = new Map<PendingQuery, number>();
 
 function runningMs(query: PendingQuery): number {
@@ -278,28 +291,6 @@ function alone(query: PendingQuery): boolean {
   const backend = backendOf(query);
   for (const q of unsettled.keys()) if (q !== query && backendOf(q) === backend) return false;
   return true;
-}
-
-/** Keeps `query` in `unsettled` from the moment it is awaited until it settles. */
-function tracked(query: PendingQuery): PendingQuery {
-  const then = query.then.bind(query);
-  // biome-ignore lint/suspicious/noThenProperty: observe when the query drizzle awaits settles
-  query.then = ((resolve?: (v: unknown) => unknown, reject?: (e: unknown) => unknown) => {
-    unsettled.set(query, performance.now());
-    const done = () => unsettled.delete(query);
-    return then(
-      (rows) => {
-        done();
-        return resolve ? resolve(rows) : rows;
-      },
-      (err: unknown) => {
-        done();
-        if (reject) return reject(err);
-        throw err;
-      },
-    );
-  }) as PendingQuery["then"];
-  return query;
 }
 
 function classify(err: unknown): unknown {
