@@ -19,6 +19,7 @@ import {
 } from "@connectrpc/connect";
 import { findTrailerError, validateResponse } from "@connectrpc/connect/protocol-grpc";
 import { createGrpcTransport, type Http2SessionManager } from "@connectrpc/connect-node";
+import { frame } from "@dispatch/runtime";
 
 type HeadersInit = ConstructorParameters<typeof Headers>[0];
 
@@ -74,7 +75,7 @@ class UnaryGrpcTransport implements Transport {
     let body: Buffer;
     let headers: http2.OutgoingHttpHeaders;
     try {
-      body = envelope(toBinary(method.input, create(method.input, input)));
+      body = frame(toBinary(method.input, create(method.input, input)));
       headers = requestHeaders(header, timeoutMs);
     } catch (err) {
       return Promise.reject(ConnectError.from(err, Code.Internal));
@@ -591,13 +592,4 @@ function toHeaders(h: http2.IncomingHttpHeaders): Headers {
     else if (Array.isArray(v)) for (const x of v) out.append(k, x);
   }
   return out;
-}
-
-/** A length-prefixed, uncompressed gRPC message. */
-function envelope(bytes: Uint8Array): Buffer {
-  const b = Buffer.allocUnsafe(5 + bytes.length);
-  b[0] = 0;
-  b.writeUInt32BE(bytes.length, 1);
-  b.set(bytes, 5);
-  return b;
 }

@@ -24,10 +24,10 @@ export function parseTimeout(value: string | undefined): number | undefined {
   }
 }
 
-/** One length-prefixed message: flag byte (0 = identity), big-endian length, payload. */
-export function frame(payload: Uint8Array): Buffer {
+/** One length-prefixed message: flag byte (0 = identity, 1 = compressed), big-endian length, payload. */
+export function frame(payload: Uint8Array, compressed = false): Buffer {
   const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payload.length);
-  out[0] = 0;
+  out[0] = compressed ? 1 : 0;
   out.writeUInt32BE(payload.length, 1);
   out.set(payload, FRAME_HEADER_BYTES);
   return out;

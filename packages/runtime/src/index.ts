@@ -20,7 +20,7 @@ export {
   FieldViolations,
   invalidArgument,
 } from "./errors.ts";
-export { encodeGrpcMessage, frame, MessageReader, MessageTooLargeError } from "./grpc-protocol.ts";
+export { frame, MessageReader, MessageTooLargeError, parseTimeout } from "./grpc-protocol.ts";
 export type {
   BiDiStreamingImpl,
   ClientStreamingImpl,

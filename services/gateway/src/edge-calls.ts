@@ -7,6 +7,7 @@ import {
   type Logger,
   logRpc,
   type OpenSpan,
+  parseTimeout,
   ServerMethodMetrics,
   serverSpan,
 } from "@dispatch/runtime";
@@ -141,8 +142,6 @@ export function header(headers: RequestHeaders, name: string): string | undefine
   return Array.isArray(v) ? v[0] : v;
 }
 
-const GRPC_UNITS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
-
 /**
  * The caller's deadline in ms: Connect's connect-timeout-ms, or gRPC's and gRPC-Web's grpc-timeout.
  * Undefined when there is none; NaN when one is present but malformed.
@@ -152,6 +151,5 @@ export function timeoutOf(headers: RequestHeaders): number | undefined {
   if (connect !== undefined) return /^\d{1,10}$/.test(connect) ? Number(connect) : Number.NaN;
   const grpc = header(headers, "grpc-timeout");
   if (grpc === undefined) return undefined;
-  const m = /^(\d{1,8})([HMSmun])$/.exec(grpc);
-  return m ? Number(m[1]) * GRPC_UNITS[m[2]!]! : Number.NaN;
+  return parseTimeout(grpc) ?? Number.NaN;
 }

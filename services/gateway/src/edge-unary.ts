@@ -22,7 +22,7 @@ import { mergeNonProtocolHeaders } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { AppService } from "@dispatch/gen/dispatch/app/v1/app_pb.ts";
-import { MessageReader, MessageTooLargeError, runInCall } from "@dispatch/runtime";
+import { frame, MessageReader, MessageTooLargeError, runInCall } from "@dispatch/runtime";
 import { kUser } from "./app-rpc.ts";
 import { type EdgeCalls, header, type ObservedCall, timeoutOf } from "./edge-calls.ts";
 
@@ -317,10 +317,7 @@ class GrpcReply extends Reply {
     }
     const compress = this.gzip && bytes.length >= COMPRESS_MIN_BYTES;
     const payload = compress ? gzipSync(bytes) : bytes;
-    const framed = Buffer.allocUnsafe(5 + payload.length);
-    framed[0] = compress ? 1 : 0;
-    framed.writeUInt32BE(payload.length, 1);
-    framed.set(payload, 5);
+    const framed = frame(payload, compress);
     const added = this.ctx?.added();
     const head: http2.OutgoingHttpHeaders = {
       ":status": 200,
