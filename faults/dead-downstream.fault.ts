@@ -93,7 +93,10 @@ it("a killed catalog trips the breaker within 1 s, fails fast while open, and re
   expect(openedAt).toBeDefined();
   expect(figures.breakerOpenAfterKillMs!).toBeLessThanOrEqual(1000);
   expect(fastFails.length).toBeGreaterThan(100);
-  expect(figures.failFastP99Ms).toBeLessThan(2);
+  // 3 ms: on 2026-11-23's slower VM the p99 measured 1.45-2.19 ms across six runs (p50 ~0.45 ms), against
+  // 0.69 ms when the bound of 2 ms was set; a call that waited for a connection or its deadline would
+  // take hundreds of ms.
+  expect(figures.failFastP99Ms).toBeLessThan(3);
   // nothing queues: at most the one half-open probe is ever in flight while the breaker is open
   expect(figures.maxInFlightWhileOpen).toBeLessThanOrEqual(1);
   expect(figures.recoveredAfterServingMs!).toBeLessThanOrEqual(RESET_MS + 100);
