@@ -39,7 +39,9 @@ export async function startOrders(
     name: "orders",
     services: [
       ordersRpc(new Orders(new PgOrdersRepository(database.db), priceBook)),
-      eventSubscriberService(database.db, ordersEventHandler(priceBook, logger)),
+      eventSubscriberService(database.db, ordersEventHandler(priceBook, logger), {
+        handles: (event) => event.payload.case === "paymentSucceeded",
+      }),
     ],
     port: config.PORT,
     maxInFlight: config.MAX_IN_FLIGHT,

@@ -1,8 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
-import { type Database, openDatabase } from "@dispatch/db";
+import { type Database, openDatabase, rowsOf } from "@dispatch/db";
 import { createTestDatabase, type TestDatabase } from "@dispatch/testing";
+import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Order } from "../src/domain/order.ts";
 import type { NewOrder } from "../src/domain/ports.ts";
 import { PgOrdersRepository } from "../src/store/orders-repository.ts";
 import { schema } from "../src/store/schema.ts";
@@ -56,7 +58,58 @@ function newOrder(userId: string, lines: number): NewOrder {
   };
 }
 
+const placed = (o: Order) => ({
+  id: randomUUID(),
+  type: "OrderPlaced" as const,
+  orderId: o.id,
+  userId: o.userId,
+  restaurantId: o.restaurantId,
+  total: o.total,
+});
+
 describe(`orders store (${process.env.TEST_DATABASE_URL ? "postgres" : "pglite"})`, () => {
+  it("stores an order, its lines, first status and event in one statement; a repeated request id writes nothing", async () => {
+    const o = newOrder(`user-${randomUUID()}`, 3);
+    queries = [];
+    const stored = await repo.insert(o, placed);
+    expect(queries).toHaveLength(1);
+    expect(stored?.createdAt.getTime()).toBeGreaterThan(Date.now() - 60_000);
+    expect(stored?.statusHistory).toEqual([{ status: "PLACED", changedAt: stored!.createdAt, reason: "" }]);
+
+    const read = await repo.get(o.id);
+    expect(read?.items.map((i) => [i.menuItemId, i.name, i.quantity, i.unitPrice.amountMinor])).toEqual([
+      ["item-0", "Item 0", 1, 100],
+      ["item-1", "Item 1", 2, 100],
+      ["item-2", "Item 2", 3, 100],
+    ]);
+    expect(read?.deliveryAddress).toEqual(o.deliveryAddress);
+    expect(read?.createdAt).toEqual(stored?.createdAt);
+    expect(read?.statusHistory.map((h) => h.status)).toEqual(["PLACED"]);
+
+    const count = async (table: string) => {
+      const rows = rowsOf<{ n: number }>(
+        await database.db.execute(sql.raw(`select count(*)::int as n from ${table}`)),
+      );
+      return rows[0]!.n;
+    };
+    const before = await Promise.all(["orders", "order_items", "order_status_history", "outbox"].map(count));
+    const duplicate = { ...newOrder(o.userId, 2), requestId: o.requestId };
+    expect(await repo.insert(duplicate, placed)).toBeUndefined();
+    expect(await Promise.all(["orders", "order_items", "order_status_history", "outbox"].map(count))).toEqual(
+      before,
+    );
+  });
+
+  it("keeps the restaurant's latest name, and inserts it on its first order", async () => {
+    const restaurantId = `rst-${randomUUID()}`;
+    const first = { ...newOrder(`user-${randomUUID()}`, 1), restaurantId, restaurantName: "Old Name" };
+    await repo.insert(first, placed);
+    const renamed = { ...newOrder(first.userId, 1), restaurantId, restaurantName: "New Name" };
+    await repo.insert(renamed, placed);
+    expect((await repo.get(first.id))?.restaurantName).toBe("New Name");
+    expect((await repo.get(renamed.id))?.restaurantName).toBe("New Name");
+  });
+
   it("lists active orders with one SQL statement over orders, order items and restaurants", async () => {
     const userId = `user-${randomUUID()}`;
     for (const lines of [1, 3, 2]) {

@@ -1,5 +1,5 @@
-import type { Database } from "@dispatch/db";
-import { and, asc, desc, eq, inArray, ne, sql } from "drizzle-orm";
+import { type Database, rowsOf } from "@dispatch/db";
+import { and, asc, desc, eq, inArray, sql } from "drizzle-orm";
 import { ACTIVE_STATUSES, type Order, type OrderItem, type OrderStatus } from "../domain/order.ts";
 import type { NewOrder, OrdersRepository, OutboxEvent } from "../domain/ports.ts";
 import { orderEventRow } from "./outbox.ts";
@@ -17,78 +17,91 @@ export class PgOrdersRepository implements OrdersRepository {
   constructor(private readonly db: OrdersDb) {}
 
   async findByRequestId(requestId: string): Promise<{ order: Order; requestHash: string } | undefined> {
-    const [row] = await this.db
-      .select({ id: orders.id, requestHash: orders.requestHash })
-      .from(orders)
-      .where(eq(orders.requestId, requestId));
+    // Asked before every new order (a retry is answered from here without pricing it again): built once.
+    this.byRequestId ??= this.buildByRequestId();
+    const [row] = await this.byRequestId.execute({ requestId });
     if (!row) return undefined;
     const order = await loadOrder(this.db, row.id);
     return order && { order, requestHash: row.requestHash };
   }
 
+  private byRequestId: ReturnType<PgOrdersRepository["buildByRequestId"]> | undefined;
+
+  private buildByRequestId() {
+    return this.db
+      .select({ id: orders.id, requestHash: orders.requestHash })
+      .from(orders)
+      .where(eq(orders.requestId, sql.placeholder("requestId")))
+      .prepare("orders_by_request_id");
+  }
+
+  /**
+   * One statement, so one round trip and atomic without BEGIN/COMMIT: the restaurant's local name, the
+   * order, its lines, its first status and its event. The restaurant's row is locked only on a rename (an
+   * upsert would lock it for every order of a popular restaurant). ON CONFLICT on the request id leaves
+   * every other insert without a row to insert: a concurrent duplicate writes nothing.
+   */
   async insert(o: NewOrder, event: (order: Order) => OutboxEvent): Promise<Order | undefined> {
-    return this.db.transaction(async (tx) => {
-      // The local copy of the restaurant's name. An upsert would lock the restaurant's row for the whole
-      // transaction and serialize every order of a popular restaurant; this locks it only on a rename.
-      await tx
-        .insert(restaurants)
-        .values({ id: o.restaurantId, name: o.restaurantName })
-        .onConflictDoNothing({ target: restaurants.id });
-      await tx
-        .update(restaurants)
-        .set({ name: o.restaurantName, updatedAt: sql`now()` })
-        .where(and(eq(restaurants.id, o.restaurantId), ne(restaurants.name, o.restaurantName)));
-      const [row] = await tx
-        .insert(orders)
-        .values({
-          id: o.id,
-          requestId: o.requestId,
-          requestHash: o.requestHash,
-          userId: o.userId,
-          restaurantId: o.restaurantId,
-          status: o.status,
-          currencyCode: o.total.currencyCode,
-          subtotalMinor: o.subtotal.amountMinor,
-          deliveryFeeMinor: o.deliveryFee.amountMinor,
-          totalMinor: o.total.amountMinor,
-          deliveryAddress: o.deliveryAddress,
-          note: o.note,
-        })
-        .onConflictDoNothing({ target: orders.requestId })
-        .returning({ createdAt: orders.createdAt });
-      if (!row) return undefined;
-      await tx.insert(orderItems).values(
-        o.items.map((item, lineNo) => ({
-          orderId: o.id,
-          lineNo,
-          menuItemId: item.menuItemId,
-          name: item.name,
-          quantity: item.quantity,
-          unitPriceMinor: item.unitPrice.amountMinor,
-        })),
-      );
-      await tx
-        .insert(orderStatusHistory)
-        .values({ orderId: o.id, status: o.status, changedAt: row.createdAt });
-      const order: Order = {
-        id: o.id,
-        userId: o.userId,
-        restaurantId: o.restaurantId,
-        restaurantName: o.restaurantName,
-        status: o.status,
-        items: o.items,
-        subtotal: o.subtotal,
-        deliveryFee: o.deliveryFee,
-        total: o.total,
-        deliveryAddress: o.deliveryAddress,
-        note: o.note,
-        createdAt: row.createdAt,
-        updatedAt: row.createdAt,
-        statusHistory: [{ status: o.status, changedAt: row.createdAt, reason: "" }],
-      };
-      await tx.insert(outbox).values(orderEventRow(event(order)));
-      return order;
-    });
+    const order: Order = {
+      id: o.id,
+      userId: o.userId,
+      restaurantId: o.restaurantId,
+      restaurantName: o.restaurantName,
+      status: o.status,
+      items: o.items,
+      subtotal: o.subtotal,
+      deliveryFee: o.deliveryFee,
+      total: o.total,
+      deliveryAddress: o.deliveryAddress,
+      note: o.note,
+      createdAt: new Date(0),
+      updatedAt: new Date(0),
+      statusHistory: [],
+    };
+    const e = orderEventRow(event(order));
+    const lines = JSON.stringify(
+      o.items.map((item, lineNo) => ({
+        line_no: lineNo,
+        menu_item_id: item.menuItemId,
+        name: item.name,
+        quantity: item.quantity,
+        unit_price_minor: item.unitPrice.amountMinor,
+      })),
+    );
+    const result = await this.db.execute(sql`
+      with restaurant_seen as (
+        insert into restaurants (id, name) values (${o.restaurantId}, ${o.restaurantName})
+        on conflict (id) do nothing
+      ), restaurant_renamed as (
+        update restaurants set name = ${o.restaurantName}, updated_at = now()
+        where id = ${o.restaurantId} and name <> ${o.restaurantName}
+      ), placed as (
+        insert into orders (id, request_id, request_hash, user_id, restaurant_id, status, currency_code,
+          subtotal_minor, delivery_fee_minor, total_minor, delivery_address, note)
+        values (${o.id}, ${o.requestId}, ${o.requestHash}, ${o.userId}, ${o.restaurantId}, ${o.status},
+          ${o.total.currencyCode}, ${o.subtotal.amountMinor}, ${o.deliveryFee.amountMinor},
+          ${o.total.amountMinor}, ${JSON.stringify(o.deliveryAddress)}::jsonb, ${o.note})
+        on conflict (request_id) do nothing
+        returning id, created_at
+      ), lines as (
+        insert into order_items (order_id, line_no, menu_item_id, name, quantity, unit_price_minor)
+        select placed.id, l.line_no, l.menu_item_id, l.name, l.quantity, l.unit_price_minor
+        from placed, jsonb_to_recordset(${lines}::jsonb)
+          as l(line_no integer, menu_item_id text, name text, quantity integer, unit_price_minor bigint)
+      ), event as (
+        insert into outbox (id, event_type, subject, payload)
+        select ${e.id}, ${e.eventType}, ${e.subject}, ${e.payload} from placed
+      )
+      insert into order_status_history (order_id, status, changed_at)
+      select placed.id, ${o.status}, placed.created_at from placed
+      returning changed_at`);
+    const [row] = rowsOf<{ changed_at: Date | string }>(result);
+    if (!row) return undefined;
+    const createdAt = new Date(row.changed_at);
+    order.createdAt = createdAt;
+    order.updatedAt = createdAt;
+    order.statusHistory = [{ status: o.status, changedAt: createdAt, reason: "" }];
+    return order;
   }
 
   get(orderId: string): Promise<Order | undefined> {
