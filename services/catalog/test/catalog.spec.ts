@@ -101,5 +101,14 @@ describe(`catalog over gRPC (${process.env.TEST_DATABASE_URL ? "postgres" : "pgl
     expect(res.restaurant?.id).toBe("rst-002");
     expect(res.items.map((i) => i.id)).toEqual(["rst-002-item-03", "rst-002-item-01"]);
     expect(res.missingMenuItemIds).toEqual(["rst-001-item-01", "nope"]);
+
+    const none = await catalog.batchGetMenuItems({ restaurantId: "rst-002", menuItemIds: ["nope"] });
+    expect(none.restaurant?.id).toBe("rst-002");
+    expect(none.items).toEqual([]);
+    expect(none.missingMenuItemIds).toEqual(["nope"]);
+    const unknown = await statusOf(
+      catalog.batchGetMenuItems({ restaurantId: "rst-nope", menuItemIds: ["rst-002-item-01"] }),
+    );
+    expect(unknown.code).toBe(Code.NotFound);
   });
 });

@@ -57,5 +57,9 @@ export interface CatalogRepository {
   getRestaurant(id: string): Promise<Restaurant | undefined>;
   /** Every item of a restaurant in menu order. */
   getMenu(restaurantId: string): Promise<MenuItem[]>;
-  getMenuItems(restaurantId: string, ids: readonly string[]): Promise<MenuItem[]>;
+  /** The restaurant and those of `ids` on its menu, in one read; undefined when there is no such restaurant. */
+  getRestaurantWithItems(
+    restaurantId: string,
+    ids: readonly string[],
+  ): Promise<{ restaurant: Restaurant; items: MenuItem[] } | undefined>;
 }

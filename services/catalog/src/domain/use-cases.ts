@@ -94,11 +94,10 @@ export class Catalog {
     });
     v.throwIfAny();
 
-    const restaurant = await this.repo.getRestaurant(restaurantId);
-    if (!restaurant) throw restaurantNotFound(restaurantId);
-    const found = new Map(
-      (await this.repo.getMenuItems(restaurantId, [...new Set(ids)])).map((i) => [i.id, i]),
-    );
+    const read = await this.repo.getRestaurantWithItems(restaurantId, [...new Set(ids)]);
+    if (!read) throw restaurantNotFound(restaurantId);
+    const { restaurant } = read;
+    const found = new Map(read.items.map((i) => [i.id, i]));
     const items: MenuItem[] = [];
     const missing: string[] = [];
     for (const id of ids) {

@@ -1,5 +1,5 @@
 import type { Database } from "@dispatch/db";
-import { and, asc, eq, gt, inArray, or, sql } from "drizzle-orm";
+import { and, asc, eq, gt, or, sql } from "drizzle-orm";
 import type { CatalogRepository, GeoPoint, MenuItem, Restaurant } from "../domain/catalog.ts";
 import { menuItems, restaurants, type schema } from "./schema.ts";
 
@@ -60,12 +60,35 @@ export class PgCatalogRepository implements CatalogRepository {
     return rows.map(toMenuItem);
   }
 
-  async getMenuItems(restaurantId: string, ids: readonly string[]): Promise<MenuItem[]> {
-    const rows = await this.db
-      .select()
-      .from(menuItems)
-      .where(and(eq(menuItems.restaurantId, restaurantId), inArray(menuItems.id, [...ids])));
-    return rows.map(toMenuItem);
+  /** Orders prices every order with this: one statement, built once, the ids as one array parameter. */
+  async getRestaurantWithItems(
+    restaurantId: string,
+    ids: readonly string[],
+  ): Promise<{ restaurant: Restaurant; items: MenuItem[] } | undefined> {
+    this.withItems ??= this.buildWithItems();
+    const rows = await this.withItems.execute({ restaurantId, ids: [...ids] });
+    if (rows.length === 0) return undefined;
+    return {
+      restaurant: toRestaurant(rows[0]!.restaurant),
+      items: rows.flatMap((r) => (r.item ? [toMenuItem(r.item)] : [])),
+    };
+  }
+
+  private withItems: ReturnType<PgCatalogRepository["buildWithItems"]> | undefined;
+
+  private buildWithItems() {
+    return this.db
+      .select({ restaurant: restaurants, item: menuItems })
+      .from(restaurants)
+      .leftJoin(
+        menuItems,
+        and(
+          eq(menuItems.restaurantId, restaurants.id),
+          sql`${menuItems.id} = any(${sql.placeholder("ids")}::text[])`,
+        ),
+      )
+      .where(eq(restaurants.id, sql.placeholder("restaurantId")))
+      .prepare("catalog_restaurant_with_items");
   }
 }
 
