@@ -26,13 +26,22 @@ export async function consumeOnce(
   });
 }
 
+export interface EventSubscriberOptions {
+  /**
+   * Whether the consumer has an effect for this event. Every subscriber is sent every event of the
+   * services it subscribes to; one it has nothing to do for is acknowledged without a transaction (there
+   * is no effect to apply once). Default: every event is applied.
+   */
+  handles?: (event: Event) => boolean;
+}
+
 /**
- * dispatch.events.v1.EventSubscriberService over consumeOnce: `apply` sees each event once and may ignore
- * types it does not care about.
+ * dispatch.events.v1.EventSubscriberService over consumeOnce: `apply` sees each event it handles once.
  */
 export function eventSubscriberService(
   db: AnyDb,
   apply: (event: Event, tx: AnyTx) => Promise<void>,
+  options: EventSubscriberOptions = {},
 ): ServiceRegistration<typeof EventSubscriberService> {
   return [
     EventSubscriberService,
@@ -44,6 +53,7 @@ export function eventSubscriberService(
             fieldViolations: [{ field: "event.id", description: "is required" }],
           });
         }
+        if (options.handles && !options.handles(event)) return { duplicate: false };
         return consumeOnce(db, event.id, (tx) => apply(event, tx));
       },
     },

@@ -91,10 +91,15 @@ export async function startNotifications(
     services: [
       notificationsRpc(new Notifications(repo)),
       // Events become queued pushes in the same transaction that marks them processed.
-      eventSubscriberService(database.db, async (event, tx) => {
-        const input = notificationFor(event);
-        if (input) await new Notifications(new PgNotificationsRepository(tx as never)).send(input);
-      }),
+      eventSubscriberService(
+        database.db,
+        async (event, tx) => {
+          const input = notificationFor(event);
+          if (input) await new Notifications(new PgNotificationsRepository(tx as never)).send(input);
+        },
+        // An event that makes no push (OrderPlaced, say) is acknowledged without touching the database.
+        { handles: (event) => notificationFor(event) !== undefined },
+      ),
     ],
     port: config.PORT,
     maxInFlight: config.MAX_IN_FLIGHT,
