@@ -1,5 +1,6 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import type { Client } from "@dispatch/client";
+import { rowsOf } from "@dispatch/db";
 import { EventSchema, type EventSubscriberService } from "@dispatch/gen/dispatch/events/v1/events_pb.ts";
 import { counter, gauge, Poller, withContextFrom } from "@dispatch/runtime";
 import { sql } from "drizzle-orm";
@@ -35,11 +36,6 @@ interface Claimed {
   subject: string;
   payload: Uint8Array;
   attempts: number;
-}
-
-/** drizzle's execute() returns rows directly on postgres.js and as { rows } on PGlite. */
-function rowsOf<T>(result: unknown): T[] {
-  return (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[];
 }
 
 /**
@@ -85,10 +81,13 @@ export class OutboxRelay {
     return (await this.backlog()).lagSeconds;
   }
 
-  /** One round: claim, deliver, record. Returns how many events were delivered. */
+  /**
+   * One round: claim, deliver, record. Returns how many events were delivered. The delivered events of a
+   * round are marked published in one statement (one commit), not one each.
+   */
   async runOnce(): Promise<number> {
     const claimed = await this.claim();
-    let delivered = 0;
+    const delivered: string[] = [];
     await Promise.all(
       claimed.map(async (row) => {
         try {
@@ -112,10 +111,7 @@ export class OutboxRelay {
               throw err;
             }
           }
-          await this.opts.db.execute(
-            sql`update outbox set published_at = now(), last_error = null where id = ${row.id}`,
-          );
-          delivered++;
+          delivered.push(row.id);
         } catch (err) {
           const backoff = this.backoffMs(row.attempts);
           const message = err instanceof Error ? err.message : String(err);
@@ -135,7 +131,12 @@ export class OutboxRelay {
         }
       }),
     );
-    return delivered;
+    if (delivered.length > 0) {
+      await this.opts.db.execute(
+        sql`update outbox set published_at = now(), last_error = null where id = any(${sql.param(delivered)}::uuid[])`,
+      );
+    }
+    return delivered.length;
   }
 
   private async claim(): Promise<Claimed[]> {
