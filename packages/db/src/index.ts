@@ -4,4 +4,4 @@ export {
   isQueryCancelled,
   QueryCancelledError,
 } from "./cancellation.ts";
-export { type Database, type OpenDatabaseOptions, openDatabase } from "./open-database.ts";
+export { type Database, type OpenDatabaseOptions, openDatabase, rowsOf } from "./open-database.ts";

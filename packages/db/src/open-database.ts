@@ -39,6 +39,11 @@ export interface Database<TSchema extends Record<string, unknown>> {
   close(): Promise<void>;
 }
 
+/** The rows of drizzle's `execute()`: returned directly on postgres.js, as `{ rows }` on PGlite. */
+export function rowsOf<T>(result: unknown): T[] {
+  return (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[];
+}
+
 /** Opens the service's database, applies its migrations, and returns drizzle over it. */
 export async function openDatabase<TSchema extends Record<string, unknown>>(
   opts: OpenDatabaseOptions<TSchema>,

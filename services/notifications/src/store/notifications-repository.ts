@@ -1,14 +1,10 @@
-import type { Database } from "@dispatch/db";
+import { type Database, rowsOf } from "@dispatch/db";
 import { and, asc, desc, eq, inArray, lt, or, sql } from "drizzle-orm";
 import type { AttemptRecord, ClaimedJob, NewNotification, NotificationsRepository } from "../domain/ports.ts";
 import type { Delivery, Notification, NotificationStatus } from "../domain/push.ts";
 import { deliveries, notifications, type schema } from "./schema.ts";
 
 type Db = Database<typeof schema>["db"];
-
-function rowsOf<T>(result: unknown): T[] {
-  return (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[];
-}
 
 const outcomeName = {
   delivered: "DELIVERED",
