@@ -20,7 +20,9 @@ export function writeSection(title: string, content: string): void {
       "# Benchmarks\n\nProduced by `pnpm bench`; each section is rewritten by the scenario that owns it.\n";
   }
   const heading = `## ${title}`;
-  const start = doc.indexOf(heading);
+  // The heading's whole line: "## A/B …" must not find "## A/B …: place order".
+  const at = doc.indexOf(`\n${heading}\n`);
+  const start = at === -1 ? -1 : at + 1;
   if (start === -1) {
     doc = `${doc.trimEnd()}\n\n${heading}\n\n${content.trim()}\n`;
   } else {
