@@ -17,6 +17,7 @@ import {
 } from "../gen/dispatch/app/v1/app_pb.ts";
 import { demoData } from "../services/catalog/src/store/seed.ts";
 import type { DriverOptions, DriverResult } from "./driver.ts";
+import { startFloor } from "./floor.ts";
 import { grpcBody, h2load } from "./h2load.ts";
 import {
   counterBy,
@@ -61,6 +62,12 @@ export interface MobileReport {
   placeFixed: Point;
   placeSteps: Point[];
   placeBest: number;
+  /** bench/floor.ts: the active-orders path with nothing but the unavoidable work, gRPC. */
+  floorFixed: Point;
+  /** The floor at place order's rate (200 rps): place order's path holds this one and more. */
+  floorAt200: Point;
+  floorSteps: Point[];
+  floorBest: number;
   samplesChecked: number;
   rssIdle: Record<ServiceName, number>;
   rssLoaded: Record<ServiceName, number>;
@@ -118,17 +125,19 @@ ANALYZE;
   };
 }
 
+/** The active-orders query as the repository sends it, written out ($1: the user id). */
+export const ACTIVE_SQL = `SELECT o.*, r.name, i.*
+FROM orders o JOIN restaurants r ON r.id = o.restaurant_id JOIN order_items i ON i.order_id = o.id
+WHERE o.id IN (SELECT id FROM orders WHERE user_id = $1
+               AND status IN ('PENDING_PAYMENT','PLACED','ACCEPTED','PREPARING','READY_FOR_PICKUP','OUT_FOR_DELIVERY')
+               ORDER BY created_at DESC, id DESC LIMIT 50)
+ORDER BY o.created_at DESC, o.id DESC, i.line_no`;
+
 /** The plan of the active-orders query (the repository's two-step query, written out) for the bench user. */
 function plan(stack: Stack, userId: string): { text: string; indexes: string[] } {
   const text = stack.psql(
     "orders",
-    `EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON)
-SELECT o.*, r.name, i.*
-FROM orders o JOIN restaurants r ON r.id = o.restaurant_id JOIN order_items i ON i.order_id = o.id
-WHERE o.id IN (SELECT id FROM orders WHERE user_id = :'u'
-               AND status IN ('PENDING_PAYMENT','PLACED','ACCEPTED','PREPARING','READY_FOR_PICKUP','OUT_FOR_DELIVERY')
-               ORDER BY created_at DESC, id DESC LIMIT 50)
-ORDER BY o.created_at DESC, o.id DESC, i.line_no;`,
+    `EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON)\n${ACTIVE_SQL.replace("$1", ":'u'")};`,
     { u: userId },
   );
   const indexes = [
@@ -439,6 +448,27 @@ export async function mobile(): Promise<MobileReport> {
     }
     clearInterval(peak);
 
+    console.error(`the floor: ${fixedS} s at 500 rps`);
+    const { token } = await signIn(stack.gatewayUrl, email);
+    const floor = await startFloor(stack, {
+      userId,
+      token,
+      sql: ACTIVE_SQL,
+      requestBody: grpcBody(
+        toBinary(ListActiveOrdersRequestSchema, create(ListActiveOrdersRequestSchema, {})),
+      ),
+    });
+    let floorFixed: Point;
+    let floorAt200: Point;
+    let floorSearch: { points: Point[]; best: number };
+    try {
+      floorFixed = await floor.run(500, fixedS);
+      floorAt200 = await floor.run(200, fixedS);
+      floorSearch = await stepSearch((rps) => floor.run(rps, stepS), steps, 50);
+    } finally {
+      await floor.stop();
+    }
+
     console.error(`place order: ${fixedS} s at 200 rps`);
     const placeFixed = await placeRun(stack, placeEmail, 200, fixedS);
     const place = await stepSearch(
@@ -456,6 +486,10 @@ export async function mobile(): Promise<MobileReport> {
       placeFixed,
       placeSteps: place.points,
       placeBest: place.best,
+      floorFixed,
+      floorAt200,
+      floorSteps: floorSearch.points,
+      floorBest: floorSearch.best,
       samplesChecked,
       rssIdle,
       rssLoaded,

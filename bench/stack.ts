@@ -25,6 +25,8 @@ export interface Stack {
   /** Admin (metrics) port per service. */
   adminPorts: Record<ServiceName, number>;
   pids: Record<ServiceName, number>;
+  /** A service's DATABASE_URL. */
+  databaseUrl: (svc: ServiceName) => string;
   /** `psql` on a service's database. */
   psql: (svc: ServiceName, sql: string, vars?: Record<string, string>) => string;
   rss: () => Record<ServiceName, number>;
@@ -139,6 +141,7 @@ export async function startStack(root = defaultRoot): Promise<Stack> {
     logDir,
     adminPorts,
     pids,
+    databaseUrl,
     psql: (svc, sql, vars = {}) =>
       execFileSync(
         "psql",
@@ -181,7 +184,7 @@ export async function counterBy(
 }
 
 /** CPU seconds used so far by each service, by all PostgreSQL processes and by Redis (from /proc). */
-export function cpuSeconds(stack: Pick<Stack, "pids">): Record<string, number> {
+export function cpuSeconds(stack: { pids: Record<string, number> }): Record<string, number> {
   const ticks = (pid: number) => {
     try {
       const f = readFileSync(`/proc/${pid}/stat`, "utf8");
