@@ -88,6 +88,10 @@ it("callers of a slow catalog get DEADLINE_EXCEEDED on time and catalog's SQL st
   const figures = {
     calls: outcomes.length,
     deadlineExceeded: outcomes.filter((o) => o.code === Code.DeadlineExceeded).length,
+    // any other answer, named, so a failed run says what the odd call got
+    otherOutcomes: outcomes
+      .filter((o) => o.code !== Code.DeadlineExceeded)
+      .map((o) => `${o.code === 0 ? "OK" : Code[o.code]}: ${o.message ?? ""}`),
     callerP50Ms: round(
       percentile(
         outcomes.map((o) => o.ms),

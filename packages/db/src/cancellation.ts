@@ -62,9 +62,10 @@ type PendingQuery = postgres.PendingQuery<postgres.Row[]>;
 
 /**
  * Wraps a postgres.js client so every query drizzle sends (including inside transactions and savepoints)
- * is cancelled on the server when the current call's signal aborts (unless other statements are
- * pipelined on its connection: then the call only stops waiting for it, see track()), and is never sent
- * once it has.
+ * is never sent once the current call's signal has aborted, and is cancelled on the server when it
+ * aborts: at once when that is safe, else as soon as it is (see cancelsCleanly() and abandon()); the
+ * call stops waiting either way. With `slots`, statements outside transactions wait for a free
+ * connection here rather than being pipelined by postgres.js (see StatementSlots).
  *
  * It also makes every parameterised statement a named prepared statement. drizzle sends its queries
  * through `unsafe()`, which postgres.js runs as an unnamed statement: two round trips (Parse/Describe,
@@ -78,6 +79,7 @@ export function cancellable<T extends postgres.Sql>(
   sql: T,
   currentSignal: () => AbortSignal | undefined,
   gate: DatabaseGate = new DatabaseGate(),
+  slots?: StatementSlots,
 ): T {
   return new Proxy(sql, {
     get(target, prop) {
@@ -95,6 +97,7 @@ export function cancellable<T extends postgres.Sql>(
                   } as never,
                 ) as unknown as PendingQuery,
                 gate.down ? gate.error() : currentSignal(),
+                slots,
               ),
             ),
             query,
@@ -178,9 +181,47 @@ export class DatabaseGate {
   }
 }
 
+/**
+ * How many statements the pool's connections hold at once: at most one each (its `size`). postgres.js
+ * pipelines a statement onto a busy connection when none is free, and a pipelined statement cannot be
+ * cancelled (a CancelRequest stops whatever its backend runs when it lands): behind one that waits on a
+ * lock, the whole pipeline waited for the lock after its callers had gone. A statement beyond the limit
+ * waits here instead, where a cancelled call just leaves the queue; it reaches postgres.js when another
+ * settles. Statements of a transaction do not take a slot: they run on the connection the transaction
+ * holds, one at a time.
+ */
+export class StatementSlots {
+  private used = 0;
+  private readonly waiting = new Set<() => void>();
+
+  constructor(readonly size: number) {}
+
+  /** Runs `start` now if a slot is free, else when one is; returns a withdraw function while it waits. */
+  take(start: () => void): (() => void) | undefined {
+    if (this.used < this.size) {
+      this.used++;
+      start();
+      return undefined;
+    }
+    this.waiting.add(start);
+    return () => this.waiting.delete(start);
+  }
+
+  release(): void {
+    const next = this.waiting.values().next();
+    if (next.done) {
+      this.used--;
+      return;
+    }
+    this.waiting.delete(next.value);
+    next.value();
+  }
+}
+
 function track(
   query: PendingQuery,
   signal: AbortSignal | DatabaseUnavailableError | undefined,
+  slots: StatementSlots | undefined,
 ): PendingQuery {
   if (signal instanceof DatabaseUnavailableError) {
     // The database is known to be down: answer without sending.
@@ -189,27 +230,7 @@ function track(
       Promise.reject(signal).then(undefined, reject)) as PendingQuery["then"];
     return query;
   }
-  if (!signal) {
-    const then = query.then.bind(query);
-    // biome-ignore lint/suspicious/noThenProperty: classify failures on the query drizzle awaits
-    query.then = ((resolve?: (v: unknown) => unknown, reject?: (e: unknown) => unknown) => {
-      unsettled.set(query, performance.now());
-      return then(
-        (rows) => {
-          unsettled.delete(query);
-          return resolve ? resolve(rows) : rows;
-        },
-        (err: unknown) => {
-          unsettled.delete(query);
-          const mapped = classify(err);
-          if (reject) return reject(mapped);
-          throw mapped;
-        },
-      );
-    }) as PendingQuery["then"];
-    return query;
-  }
-  if (signal.aborted) {
+  if (signal?.aborted) {
     // Not sent: postgres.js runs a query only when it is awaited, so answering first is enough.
     const error = new QueryCancelledError(signal.reason);
     // biome-ignore lint/suspicious/noThenProperty: the query must stay a postgres.js PendingQuery for drizzle
@@ -222,73 +243,130 @@ function track(
   query.then = ((resolve?: (v: unknown) => unknown, reject?: (e: unknown) => unknown) =>
     new Promise((settle, fail) => {
       let abandoned = false;
+      let withdraw: (() => void) | undefined;
+      const finish = () => {
+        unsettled.delete(query);
+        slots?.release();
+        signal?.removeEventListener("abort", onAbort);
+      };
+      const send = () => {
+        withdraw = undefined;
+        unsettled.set(query, performance.now());
+        then(
+          (rows) => {
+            finish();
+            if (!abandoned) settle(rows);
+          },
+          (err: unknown) => {
+            finish();
+            if (abandoned) return;
+            fail(
+              signal?.aborted && (err as { code?: string }).code === QUERY_CANCELED
+                ? new QueryCancelledError(err)
+                : classify(err),
+            );
+          },
+        );
+      };
       const onAbort = () => {
-        // Not sent yet (postgres.js drops it from its queue), or a statement that has run a while and is
-        // the only one on its connection: a CancelRequest stops it in the backend; postgres.js rejects it
-        // with 57014, mapped below.
-        if (!sent(query) || (alone(query) && runningMs(query) >= CANCEL_AFTER_MS)) {
+        if (withdraw) {
+          // Still waiting for a slot: never handed to postgres.js, so nothing to stop.
+          withdraw();
+          signal!.removeEventListener("abort", onAbort);
+          fail(new QueryCancelledError(signal!.reason));
+          return;
+        }
+        if (cancelsCleanly(query, unsettled.get(query)!)) {
+          // A CancelRequest stops it in the backend; postgres.js rejects it with 57014, mapped above.
           void query.cancel();
           return;
         }
-        // Otherwise a CancelRequest could stop another statement: it stops whatever the backend runs
-        // when it arrives, so inside a pipeline it made neighbours fail, read another statement's rows
-        // or never settle, and a statement of a millisecond may be over (and the connection running the
-        // next one) by the time it lands. This one runs on (it is short, or statement_timeout bounds
-        // it) and only its caller stops waiting.
+        // Not yet running on its connection, or running only a moment, or sharing the connection: the
+        // caller stops waiting now and the statement is cancelled once that is safe (see abandon()).
         abandoned = true;
-        fail(new QueryCancelledError(signal.reason));
+        abandon(query);
+        fail(new QueryCancelledError(signal!.reason));
       };
-      signal.addEventListener("abort", onAbort, { once: true });
-      unsettled.set(query, performance.now());
-      then(
-        (rows) => {
-          unsettled.delete(query);
-          signal.removeEventListener("abort", onAbort);
-          if (!abandoned) settle(rows);
-        },
-        (err: unknown) => {
-          unsettled.delete(query);
-          signal.removeEventListener("abort", onAbort);
-          if (abandoned) return;
-          fail(
-            signal.aborted && (err as { code?: string }).code === QUERY_CANCELED
-              ? new QueryCancelledError(err)
-              : classify(err),
-          );
-        },
-      );
+      signal?.addEventListener("abort", onAbort, { once: true });
+      if (slots) withdraw = slots.take(send);
+      else send();
     }).then(resolve, reject)) as PendingQuery["then"];
   return query;
 }
 
 /**
- * Statements younger than this are not cancelled on the server, only abandoned: a CancelRequest takes a
- * new connection and a round trip, and one that lands after its statement ended stops the next one.
+ * Statements younger than this are not cancelled on the server yet: a CancelRequest takes a new
+ * connection and a round trip, and one that lands after its statement ended stops the next one.
  */
 const CANCEL_AFTER_MS = 20;
 
 /**
- * Every statement sent through cancellable() and not yet settled (any connection), with when it was
- * awaited; track() keeps it, for alone() and runningMs().
+ * Every statement handed to postgres.js through cancellable() and not yet settled (any connection), with
+ * when it was handed over.
  */
 const unsettled = new Map<PendingQuery, number>();
 
-function runningMs(query: PendingQuery): number {
-  return performance.now() - (unsettled.get(query) ?? performance.now());
+/**
+ * A CancelRequest stops whatever the backend runs when it arrives, so it is sent only for a statement
+ * that is running on its connection (postgres.js' `active`; not queued for a connection that is still
+ * opening, nor pipelined behind another), has run CANCEL_AFTER_MS since `since`, and is the only
+ * unsettled statement on that connection: inside a pipeline a cancel made neighbours fail, read another
+ * statement's rows or never settle.
+ */
+function cancelsCleanly(query: PendingQuery, since: number): boolean {
+  return (
+    (query as unknown as { active?: boolean }).active === true &&
+    performance.now() - since >= CANCEL_AFTER_MS &&
+    alone(query)
+  );
 }
 
-/** postgres.js gives a query its connection's backend (`state`, one object per connection) when it writes it. */
+/**
+ * Statements whose callers have gone but that could not be cancelled at that moment, with since when
+ * each has been running on its connection (undefined until it is seen running). A sweep every
+ * SWEEP_MS cancels each once cancelsCleanly() allows: a statement that was still waiting for its
+ * connection to open, or was young, or queued behind another, does not run on for its full length
+ * (behind a lock: until the lock is released). Short ones settle before that and are just dropped.
+ */
+const abandoned = new Map<PendingQuery, number | undefined>();
+const SWEEP_MS = 10;
+let sweeper: NodeJS.Timeout | undefined;
+
+function abandon(query: PendingQuery): void {
+  const active = (query as unknown as { active?: boolean }).active === true;
+  abandoned.set(query, active ? unsettled.get(query) : undefined);
+  if (!sweeper) {
+    sweeper = setInterval(sweep, SWEEP_MS);
+    sweeper.unref();
+  }
+}
+
+function sweep(): void {
+  for (const [query, since] of abandoned) {
+    if (!unsettled.has(query)) {
+      abandoned.delete(query);
+    } else if (since === undefined) {
+      if ((query as unknown as { active?: boolean }).active === true) abandoned.set(query, performance.now());
+    } else if (cancelsCleanly(query, since)) {
+      abandoned.delete(query);
+      void query.cancel();
+    }
+  }
+  if (abandoned.size === 0) {
+    clearInterval(sweeper);
+    sweeper = undefined;
+  }
+}
+
+/** postgres.js gives a query its connection's backend (`state`, one object per connection) when it sends it. */
 function backendOf(query: PendingQuery): unknown {
-  return (query as unknown as { state?: unknown }).state;
-}
-
-function sent(query: PendingQuery): boolean {
-  return backendOf(query) !== undefined;
+  return (query as unknown as { state?: unknown }).state ?? undefined;
 }
 
 /** No other unsettled statement is on the same connection (none pipelined behind or ahead of it). */
 function alone(query: PendingQuery): boolean {
   const backend = backendOf(query);
+  if (backend === undefined) return false;
   for (const q of unsettled.keys()) if (q !== query && backendOf(q) === backend) return false;
   return true;
 }
@@ -301,7 +379,7 @@ function classify(err: unknown): unknown {
 
 const querySeconds = histogram(
   "dispatch_db_query_seconds",
-  "PostgreSQL statements by operation (the statement's verb; a WITH statement's main one), from send to result.",
+  "PostgreSQL statements by operation (the statement's verb; a WITH statement's main one), from the await to the result (with any wait for a connection).",
   ["operation", "outcome"],
 );
 const unavailable = gauge(

@@ -6,7 +6,7 @@ import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
-import { cancellable, DatabaseGate } from "./cancellation.ts";
+import { cancellable, DatabaseGate, StatementSlots } from "./cancellation.ts";
 
 const poolSize = gauge("dispatch_db_pool_size", "PostgreSQL connections the pool may open (its max).");
 
@@ -66,7 +66,12 @@ export async function openDatabase<TSchema extends Record<string, unknown>>(
     // Pool usage: dispatch_db_queries_in_flight against this (postgres.js exposes no pool counters).
     poolSize.set(opts.poolSize ?? 10);
     const gate = new DatabaseGate(() => withTimeout(client`select 1`, 1000, "database probe"));
-    const wrapped = cancellable(client, opts.signal ?? (() => undefined), gate);
+    const wrapped = cancellable(
+      client,
+      opts.signal ?? (() => undefined),
+      gate,
+      new StatementSlots(opts.poolSize ?? 10),
+    );
     const db = drizzlePostgres(wrapped, { schema: opts.schema, ...(logger ? { logger } : {}) });
     try {
       const mode = migrationMode();

@@ -145,6 +145,85 @@ describe.runIf(adminUrl)("openDatabase on PostgreSQL", () => {
     }
   });
 
+  it("stops the statements of callers that gave up while they waited on a lock: queued, connecting or running", async () => {
+    // A session holds an exclusive lock on the table for 3 s. Eight calls on a pool of three: three run
+    // (one on the connection the migrations opened, two on connections still opening), five wait. Their
+    // callers give up; no statement of theirs may go on waiting for the lock, and the pool keeps all
+    // three connections. Aborting at 2 ms catches the connections while they open, at 150 ms with the
+    // statements waiting on the lock (and, before StatementSlots, five pipelined behind them).
+    const locker = postgres(url, { max: 1, onnotice: () => {} });
+    const watcher = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      for (const abortAfterMs of [2, 150]) {
+        const call = new AsyncLocalStorage<AbortSignal>();
+        const app = `locktest${abortAfterMs}`;
+        const database = await openDatabase({
+          service: app,
+          url,
+          schema,
+          migrationsFolder,
+          poolSize: 3,
+          signal: () => call.getStore(),
+        });
+        let release = () => {};
+        try {
+          const held = new Promise<void>((r) => {
+            release = r;
+          });
+          let locked!: () => void;
+          const lockTaken = new Promise<void>((r) => {
+            locked = r;
+          });
+          const lock = locker.begin(async (tx) => {
+            await tx`lock table notes in access exclusive mode`;
+            locked();
+            await Promise.race([held, new Promise((r) => setTimeout(r, 3000))]);
+          });
+          await lockTaken;
+          const ac = new AbortController();
+          const t0 = performance.now();
+          const calls = Array.from({ length: 8 }, () =>
+            call
+              .run(ac.signal, async () => {
+                await database.db.execute(sql`select count(*)::int as n from notes`);
+              })
+              .then(
+                () => "answered",
+                (e: unknown) => (isQueryCancelled(e) ? "cancelled" : String(e)),
+              ),
+          );
+          setTimeout(() => ac.abort(), abortAfterMs);
+          const outcomes = await Promise.all(calls);
+          const calledFor = performance.now() - t0;
+          await new Promise((r) => setTimeout(r, 300));
+          const waiting = await watcher`
+            select count(*)::int as n from pg_stat_activity
+            where application_name = ${app} and wait_event_type = 'Lock'`;
+          release();
+          await lock;
+
+          expect(outcomes).toEqual(Array(8).fill("cancelled"));
+          expect(calledFor).toBeLessThan(abortAfterMs + 200);
+          // Well inside the lock's 3 s, none of the eight is still waiting for it.
+          expect(waiting[0]!.n).toBe(0);
+          // All three connections still serve: three concurrent statements run on three backends.
+          const pids = await Promise.all(
+            Array.from({ length: 3 }, () =>
+              database.db.execute(sql`select pg_backend_pid() as pid, pg_sleep(0.1)::text as z`),
+            ),
+          );
+          expect(new Set(pids.map((r) => (r as unknown as { pid: number }[])[0]!.pid)).size).toBe(3);
+        } finally {
+          release();
+          await database.close();
+        }
+      }
+    } finally {
+      await locker.end();
+      await watcher.end();
+    }
+  }, 30_000);
+
   it("returns every query's own rows while other calls' queries are being cancelled around it", async () => {
     // postgres.js pipelines queries on a connection; cancelling a sent one with a CancelRequest (which
     // stops whatever the backend runs when it arrives) made neighbours fail, return other statements'
