@@ -1,8 +1,9 @@
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFile, execFileSync, spawnSync } from "node:child_process";
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { type Code, ConnectError } from "@connectrpc/connect";
 import { closeClients } from "@dispatch/client";
 import { CatalogService } from "@dispatch/gen/dispatch/catalog/v1/catalog_pb.ts";
@@ -80,6 +81,50 @@ export async function openLoop(
   }
   await Promise.all(pending);
   return sent;
+}
+
+/** What faults/loadgen.ts measured: calls by grpc-status (or stream error), OK latencies, GOAWAYs received. */
+export interface LoadResult {
+  seconds: number;
+  total: number;
+  rate: number;
+  byStatus: Record<string, number>;
+  okP50: number;
+  okP99: number;
+  okMax: number;
+  goaways: string[];
+}
+
+const loadgen = fileURLToPath(new URL("./loadgen.ts", import.meta.url));
+
+/**
+ * Drives `method` on 127.0.0.1:`port` from its own process (faults/loadgen.ts) for `ms`: `closed:<n>` keeps
+ * n calls in flight, `open:<rate>` sends at a fixed rate; over `connections` HTTP/2 connections.
+ */
+export async function drive(
+  port: number,
+  method: string,
+  body: Uint8Array,
+  mode: string,
+  ms: number,
+  connections = 8,
+): Promise<LoadResult> {
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      loadgen,
+      String(port),
+      method,
+      Buffer.from(body).toString("hex"),
+      mode,
+      String(ms),
+      String(connections),
+    ],
+    { maxBuffer: 1 << 20 },
+  );
+  return JSON.parse(stdout.trim().split("\n").at(-1)!);
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -11,8 +11,19 @@ const payload = Buffer.from(bodyHex!, "hex");
 const frame = Buffer.alloc(5 + payload.length);
 frame.writeUInt32BE(payload.length, 1);
 payload.copy(frame, 5);
-const sessions = Array.from({ length: Number(conns) }, () => http2.connect(`http://127.0.0.1:${port}`));
-for (const s of sessions) s.on("error", () => {});
+const sessions = Array.from({ length: Number(conns) }, () =>
+  http2.connect(`http://127.0.0.1:${port}`, {
+    // thousands of calls queue on a connection while the server is paused (scenario 7): node's 10 MB
+    // default made the generator refuse its own streams (ENHANCE_YOUR_CALM) and end its sessions
+    maxSessionMemory: 512,
+  }),
+);
+const goaways: string[] = [];
+for (const s of sessions) {
+  s.on("error", () => {});
+  // a connection the server ended, and why (nghttp2 puts its reason in the opaque data)
+  s.on("goaway", (code, _last, data) => goaways.push(`${code}${data?.length ? ` ${data.toString()}` : ""}`));
+}
 const headers = { ":method": "POST", ":path": path!, "content-type": "application/grpc", te: "trailers" };
 const byStatus: Record<string, number> = {};
 const okMs: number[] = [];
@@ -30,8 +41,9 @@ function call(): Promise<void> {
     req.on("trailers", (t) => {
       status = String(t["grpc-status"]);
     });
-    req.on("error", () => {
-      status = "stream-error";
+    req.on("error", (err: NodeJS.ErrnoException) => {
+      // named by who ended it: the peer's RST_STREAM code, or the local error's code
+      status = `stream-error:${req.rstCode ? `rst-${req.rstCode}` : err.code}`;
     });
     req.on("data", () => {});
     req.on("close", () => {
@@ -78,6 +90,7 @@ console.log(
     okP50: pct(50),
     okP99: pct(99),
     okMax: okMs.at(-1),
+    goaways,
   }),
 );
 for (const s of sessions) s.close();

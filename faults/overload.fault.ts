@@ -1,44 +1,12 @@
-import { execFile } from "node:child_process";
-import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { CatalogService, GetMenuRequestSchema } from "@dispatch/gen/dispatch/catalog/v1/catalog_pb.ts";
 import { Health, HealthCheckResponse_ServingStatus } from "@dispatch/gen/grpc/health/v1/health_pb.ts";
 import { createTestDatabase, startServiceProcess, testClient } from "@dispatch/testing";
 import { expect, it } from "vitest";
-import { demoMenu, onCleanup, record, round, rssMb, sleep } from "./harness.ts";
+import { demoMenu, drive, onCleanup, record, round, rssMb, sleep } from "./harness.ts";
 
 const MAX_IN_FLIGHT = 32;
-const loadgen = fileURLToPath(new URL("./loadgen.ts", import.meta.url));
-
-interface LoadResult {
-  seconds: number;
-  total: number;
-  rate: number;
-  byStatus: Record<string, number>;
-  okP50: number;
-  okP99: number;
-  okMax: number;
-}
-
-async function drive(port: number, body: Uint8Array, mode: string, ms: number): Promise<LoadResult> {
-  const { stdout } = await promisify(execFile)(
-    process.execPath,
-    [
-      "--import",
-      "tsx",
-      loadgen,
-      String(port),
-      "/dispatch.catalog.v1.CatalogService/GetMenu",
-      Buffer.from(body).toString("hex"),
-      mode,
-      String(ms),
-      "8",
-    ],
-    { maxBuffer: 1 << 20 },
-  );
-  return JSON.parse(stdout.trim().split("\n").at(-1)!);
-}
+const GET_MENU = "/dispatch.catalog.v1.CatalogService/GetMenu";
 
 /**
  * Scenario 6 — overload. Catalog (MAX_IN_FLIGHT=32) is measured at its capacity (closed loop, 32 calls in
@@ -58,16 +26,16 @@ it("catalog under 5x its capacity sheds the excess and stays healthy", async () 
   const body = toBinary(GetMenuRequestSchema, create(GetMenuRequestSchema, { restaurantId }));
   const pid = catalog.child.pid!;
 
-  await drive(catalog.port, body, `closed:${MAX_IN_FLIGHT}`, 2000); // warm-up
+  await drive(catalog.port, GET_MENU, body, `closed:${MAX_IN_FLIGHT}`, 2000); // warm-up
   const idleRss = rssMb(pid);
-  const capacity = await drive(catalog.port, body, `closed:${MAX_IN_FLIGHT}`, 4000);
+  const capacity = await drive(catalog.port, GET_MENU, body, `closed:${MAX_IN_FLIGHT}`, 4000);
   const offered = Math.round(capacity.rate * 5);
 
   let peakRss = idleRss;
   const sampler = setInterval(() => {
     peakRss = Math.max(peakRss, rssMb(pid));
   }, 100);
-  const overload = await drive(catalog.port, body, `open:${offered}`, 6000);
+  const overload = await drive(catalog.port, GET_MENU, body, `open:${offered}`, 6000);
   clearInterval(sampler);
   await sleep(500);
 
@@ -93,6 +61,7 @@ it("catalog under 5x its capacity sheds the excess and stays healthy", async () 
     idleRssMb: round(idleRss),
     peakRssMb: round(peakRss),
     servingAfter: HealthCheckResponse_ServingStatus[health.status],
+    goaways: overload.goaways,
   };
   record("6-overload", figures);
 

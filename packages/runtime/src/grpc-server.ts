@@ -69,7 +69,11 @@ export class GrpcServer {
   private drainWaiter: (() => void) | undefined;
 
   constructor(readonly opts: GrpcServerOptions) {
-    this.http2 = http2.createServer({ settings: { maxConcurrentStreams: 1000 } });
+    // No cap on concurrent streams is advertised (node's default, like grpc-go's): MAX_IN_FLIGHT sheds
+    // the load. With a cap (it was 1000), a client that piled calls up while the process was paused hit
+    // it in a burst on resume, and nghttp2 answered a stream over it with GOAWAY PROTOCOL_ERROR ("max
+    // concurrent streams exceeded"), failing every call on the connection (fault scenario 7).
+    this.http2 = http2.createServer();
     this.http2.on("stream", (stream, headers) => this.onStream(stream, headers));
     this.http2.on("session", (session) => {
       this.sessions.add(session);
