@@ -96,11 +96,16 @@ describe(`tracing (${process.env.TEST_DATABASE_URL ? "postgres" : "pglite"})`, (
       spans.filter((s) => s.name === name && s.kind === kind);
     const SERVER = 1;
     const CLIENT = 2;
-    // Wait for the outbox relay's delivery of OrderPlaced to the gateway (the trace's last hop).
+    // Wait for the outbox relay's delivery of OrderPlaced to the gateway (the trace's last hop): a
+    // HandleEvent in this order's trace (the sign-up's events may be delivered first, in their own).
     let spans: ReadableSpan[] = [];
     for (let i = 0; i < 100; i++) {
       spans = exporter.getFinishedSpans();
-      if (byName(spans, "dispatch.events.v1.EventSubscriberService/HandleEvent", SERVER).length > 0) break;
+      const traceIds = new Set(
+        byName(spans, "dispatch.app.v1.AppService/PlaceOrder", SERVER).map((s) => s.spanContext().traceId),
+      );
+      const handled = byName(spans, "dispatch.events.v1.EventSubscriberService/HandleEvent", SERVER);
+      if (handled.some((s) => traceIds.has(s.spanContext().traceId))) break;
       await new Promise((r) => setTimeout(r, 50));
     }
     const [edge] = byName(spans, "dispatch.app.v1.AppService/PlaceOrder", SERVER);
