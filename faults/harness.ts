@@ -4,10 +4,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { type Code, ConnectError } from "@connectrpc/connect";
 import { closeClients } from "@dispatch/client";
-import { CatalogService } from "@dispatch/gen/dispatch/catalog/v1/catalog_pb.ts";
-import { freePort, testClient } from "@dispatch/testing";
+import { CatalogService, GetMenuRequestSchema } from "@dispatch/gen/dispatch/catalog/v1/catalog_pb.ts";
+import { createTestDatabase, freePort, startServiceProcess, testClient } from "@dispatch/testing";
 import postgres from "postgres";
 import { afterAll } from "vitest";
 
@@ -136,6 +137,28 @@ export async function demoMenu(catalogPort: number) {
   const restaurantId = restaurants[0]!.id;
   const { items } = await catalog.getMenu({ restaurantId });
   return { restaurantId, itemIds: items.slice(0, 2).map((i) => i.id) };
+}
+
+/**
+ * Catalog as a process on its own database, shedding above `maxInFlight` calls, with a GetMenu request
+ * for its demo restaurant encoded for faults/loadgen.ts (scenarios 6 and 7).
+ */
+export async function sheddingCatalog(maxInFlight: number) {
+  const db = await createTestDatabase("dispatch_fault_catalog");
+  onCleanup(() => db.drop());
+  const catalog = await startServiceProcess("catalog", {
+    DATABASE_URL: db.url,
+    MAX_IN_FLIGHT: String(maxInFlight),
+  });
+  onCleanup(() => catalog.stop());
+  const { restaurantId } = await demoMenu(catalog.port);
+  return {
+    catalog,
+    pid: catalog.child.pid!,
+    restaurantId,
+    method: "/dispatch.catalog.v1.CatalogService/GetMenu",
+    body: toBinary(GetMenuRequestSchema, create(GetMenuRequestSchema, { restaurantId })),
+  };
 }
 
 /** Resident set size of a process, in MB (Linux). */

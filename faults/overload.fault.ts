@@ -1,13 +1,10 @@
-import { create, toBinary } from "@bufbuild/protobuf";
-import { CatalogService, GetMenuRequestSchema } from "@dispatch/gen/dispatch/catalog/v1/catalog_pb.ts";
+import { CatalogService } from "@dispatch/gen/dispatch/catalog/v1/catalog_pb.ts";
 import { Health, HealthCheckResponse_ServingStatus } from "@dispatch/gen/grpc/health/v1/health_pb.ts";
-import { createTestDatabase, startServiceProcess, testClient } from "@dispatch/testing";
+import { testClient } from "@dispatch/testing";
 import { expect, it } from "vitest";
-import { demoMenu, drive, onCleanup, record, round, rssMb, sleep } from "./harness.ts";
+import { drive, record, round, rssMb, sheddingCatalog, sleep } from "./harness.ts";
 
 const MAX_IN_FLIGHT = 32;
-const GET_MENU = "/dispatch.catalog.v1.CatalogService/GetMenu";
-
 /**
  * Scenario 6 — overload. Catalog (MAX_IN_FLIGHT=32) is measured at its capacity (closed loop, 32 calls in
  * flight), then offered five times that rate (open loop). Bars: the excess is shed with
@@ -15,27 +12,18 @@ const GET_MENU = "/dispatch.catalog.v1.CatalogService/GetMenu";
  * catalog is SERVING and answering afterwards.
  */
 it("catalog under 5x its capacity sheds the excess and stays healthy", async () => {
-  const db = await createTestDatabase("dispatch_fault_catalog");
-  onCleanup(() => db.drop());
-  const catalog = await startServiceProcess("catalog", {
-    DATABASE_URL: db.url,
-    MAX_IN_FLIGHT: String(MAX_IN_FLIGHT),
-  });
-  onCleanup(() => catalog.stop());
-  const { restaurantId } = await demoMenu(catalog.port);
-  const body = toBinary(GetMenuRequestSchema, create(GetMenuRequestSchema, { restaurantId }));
-  const pid = catalog.child.pid!;
+  const { catalog, pid, restaurantId, method, body } = await sheddingCatalog(MAX_IN_FLIGHT);
 
-  await drive(catalog.port, GET_MENU, body, `closed:${MAX_IN_FLIGHT}`, 2000); // warm-up
+  await drive(catalog.port, method, body, `closed:${MAX_IN_FLIGHT}`, 2000); // warm-up
   const idleRss = rssMb(pid);
-  const capacity = await drive(catalog.port, GET_MENU, body, `closed:${MAX_IN_FLIGHT}`, 4000);
+  const capacity = await drive(catalog.port, method, body, `closed:${MAX_IN_FLIGHT}`, 4000);
   const offered = Math.round(capacity.rate * 5);
 
   let peakRss = idleRss;
   const sampler = setInterval(() => {
     peakRss = Math.max(peakRss, rssMb(pid));
   }, 100);
-  const overload = await drive(catalog.port, GET_MENU, body, `open:${offered}`, 6000);
+  const overload = await drive(catalog.port, method, body, `open:${offered}`, 6000);
   clearInterval(sampler);
   await sleep(500);
 

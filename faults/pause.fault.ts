@@ -1,9 +1,8 @@
-import { create, toBinary } from "@bufbuild/protobuf";
-import { CatalogService, GetMenuRequestSchema } from "@dispatch/gen/dispatch/catalog/v1/catalog_pb.ts";
+import { CatalogService } from "@dispatch/gen/dispatch/catalog/v1/catalog_pb.ts";
 import { Health, HealthCheckResponse_ServingStatus } from "@dispatch/gen/grpc/health/v1/health_pb.ts";
-import { createTestDatabase, startServiceProcess, testClient } from "@dispatch/testing";
+import { testClient } from "@dispatch/testing";
 import { expect, it } from "vitest";
-import { demoMenu, drive, onCleanup, record, round, rssMb, sleep } from "./harness.ts";
+import { drive, record, round, rssMb, sheddingCatalog, sleep } from "./harness.ts";
 
 const MAX_IN_FLIGHT = 32;
 const PAUSE_MS = Number(process.env.FAULT_PAUSE_MS ?? 2000);
@@ -16,17 +15,7 @@ const PAUSE_MS = Number(process.env.FAULT_PAUSE_MS ?? 2000);
  * SERVING and answering after, and its memory grows by less than 300 MB.
  */
 it("a catalog paused for 2 s under 5x overload answers every piled-up call and keeps its connections", async () => {
-  const db = await createTestDatabase("dispatch_fault_catalog");
-  onCleanup(() => db.drop());
-  const catalog = await startServiceProcess("catalog", {
-    DATABASE_URL: db.url,
-    MAX_IN_FLIGHT: String(MAX_IN_FLIGHT),
-  });
-  onCleanup(() => catalog.stop());
-  const { restaurantId } = await demoMenu(catalog.port);
-  const method = "/dispatch.catalog.v1.CatalogService/GetMenu";
-  const body = toBinary(GetMenuRequestSchema, create(GetMenuRequestSchema, { restaurantId }));
-  const pid = catalog.child.pid!;
+  const { catalog, pid, restaurantId, method, body } = await sheddingCatalog(MAX_IN_FLIGHT);
 
   const capacity = await drive(catalog.port, method, body, `closed:${MAX_IN_FLIGHT}`, 3000, 2);
   const idleRss = rssMb(pid);
