@@ -9,7 +9,18 @@ import { Health, HealthCheckResponse_ServingStatus } from "@dispatch/gen/grpc/he
 const repoRoot = fileURLToPath(new URL("../../..", import.meta.url));
 
 /** A port nothing listens on right now (the OS picks it). */
+/**
+ * A port nothing listens on, for a server a test starts. Taken below Linux's ephemeral range (32768+):
+ * a port the kernel handed out for `listen(0)` and that was closed again can be handed to any outgoing
+ * connection (PostgreSQL, a gRPC client) before the service binds it, and CI once lost a run to that
+ * (notifications: EADDRINUSE). Random, so parallel test files rarely pick the same one; a service that
+ * still finds it taken is started again on another (startServiceProcess).
+ */
 export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (await canListen(port)) return port;
+  }
   const srv = createServer();
   srv.listen(0, "127.0.0.1");
   await once(srv, "listening");
@@ -17,6 +28,19 @@ export async function freePort(): Promise<number> {
   srv.close();
   await once(srv, "close");
   return port;
+}
+
+async function canListen(port: number): Promise<boolean> {
+  const srv = createServer();
+  srv.listen(port, "0.0.0.0");
+  try {
+    await once(srv, "listening");
+  } catch {
+    return false;
+  }
+  srv.close();
+  await once(srv, "close");
+  return true;
 }
 
 export interface ServiceProcess {
@@ -36,6 +60,21 @@ export async function startServiceProcess(
   service: string,
   env: Record<string, string | undefined> = {},
   timeoutMs = 60_000,
+): Promise<ServiceProcess> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(service, env, timeoutMs);
+    } catch (err) {
+      // The port freePort() found was taken before the service bound it: again, on another.
+      if (env.PORT || attempt >= 3 || !String((err as Error).message).includes("EADDRINUSE")) throw err;
+    }
+  }
+}
+
+async function startOnce(
+  service: string,
+  env: Record<string, string | undefined>,
+  timeoutMs: number,
 ): Promise<ServiceProcess> {
   const port = env.PORT ? Number(env.PORT) : await freePort();
   const child = spawn(process.execPath, ["--import", "tsx", `services/${service}/src/main.ts`], {
