@@ -96,16 +96,19 @@ describe(`tracing (${process.env.TEST_DATABASE_URL ? "postgres" : "pglite"})`, (
       spans.filter((s) => s.name === name && s.kind === kind);
     const SERVER = 1;
     const CLIENT = 2;
-    // Wait for the outbox relay's delivery of OrderPlaced to the gateway (the trace's last hop): a
-    // HandleEvent in this order's trace (the sign-up's events may be delivered first, in their own).
+    // Wait for the outbox relay's delivery of OrderPlaced to the gateway (the trace's last hop): the
+    // HandleEvent and the relay's "outbox deliver" span, both in this order's trace (the sign-up's events
+    // may be delivered first, in their own). The deliver span ends after the HandleEvent: only once the
+    // relay has the reply.
     let spans: ReadableSpan[] = [];
-    for (let i = 0; i < 100; i++) {
+    for (let i = 0; i < 200; i++) {
       spans = exporter.getFinishedSpans();
       const traceIds = new Set(
         byName(spans, "dispatch.app.v1.AppService/PlaceOrder", SERVER).map((s) => s.spanContext().traceId),
       );
+      const inTrace = (s: ReadableSpan) => traceIds.has(s.spanContext().traceId);
       const handled = byName(spans, "dispatch.events.v1.EventSubscriberService/HandleEvent", SERVER);
-      if (handled.some((s) => traceIds.has(s.spanContext().traceId))) break;
+      if (handled.some(inTrace) && spans.some((s) => s.name === "outbox deliver" && inTrace(s))) break;
       await new Promise((r) => setTimeout(r, 50));
     }
     const [edge] = byName(spans, "dispatch.app.v1.AppService/PlaceOrder", SERVER);
