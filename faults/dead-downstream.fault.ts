@@ -47,12 +47,14 @@ it("a killed catalog trips the breaker within 1 s, fails fast while open, and re
 
   const outcomes: Outcome[] = [];
   let killedAt = 0;
+  let restartAt = 0;
   let servingAt = 0;
   const load = openLoop(200, 9000, () => timed(t0, outcomes, () => client.getMenu({ restaurantId })));
   await new Promise((r) => setTimeout(r, 2000));
   killedAt = performance.now() - t0;
   catalog.child.kill("SIGKILL");
   await new Promise((r) => setTimeout(r, 2000));
+  restartAt = performance.now() - t0;
   catalog = await startServiceProcess("catalog", { DATABASE_URL: db.url, PORT: String(catalog.port) });
   servingAt = performance.now() - t0;
   await load;
@@ -82,6 +84,22 @@ it("a killed catalog trips the breaker within 1 s, fails fast while open, and re
       ),
       2,
     ),
+    // the same, split: before catalog's restart began, and while its new process starts (node + tsx
+    // compiling on the same two cores as this test and its load)
+    failFastP99BeforeRestartMs: round(
+      percentile(
+        fastFails.filter((o) => o.at < restartAt).map((o) => o.ms),
+        99,
+      ),
+      2,
+    ),
+    failFastP99DuringRestartMs: round(
+      percentile(
+        fastFails.filter((o) => o.at >= restartAt).map((o) => o.ms),
+        99,
+      ),
+      2,
+    ),
     maxInFlightWhileOpen: Math.max(...whileOpen.map((q) => q.inFlight)),
     catalogDownMs: round(servingAt - killedAt),
     recoveredAfterServingMs: firstOkAfterServing ? round(firstOkAfterServing.at - servingAt) : null,
@@ -93,10 +111,12 @@ it("a killed catalog trips the breaker within 1 s, fails fast while open, and re
   expect(openedAt).toBeDefined();
   expect(figures.breakerOpenAfterKillMs!).toBeLessThanOrEqual(1000);
   expect(fastFails.length).toBeGreaterThan(100);
-  // 3 ms: on 2026-11-23's slower VM the p99 measured 1.45-2.19 ms across six runs (p50 ~0.45 ms), against
-  // 0.69 ms when the bound of 2 ms was set; a call that waited for a connection or its deadline would
-  // take hundreds of ms.
-  expect(figures.failFastP99Ms).toBeLessThan(3);
+  // The issue's bar, 2 ms, where only the breaker is measured: before catalog's restart began (local runs
+  // 0.59-1.09 ms). While the new catalog process starts, its node + tsx start-up takes the same two cores
+  // (1.15-2.76 ms here; the whole window failed CI at 3.18 ms against an earlier 3 ms bound), so the whole
+  // window gets 5 ms: a call that waited for a connection or its deadline would take hundreds of ms.
+  expect(figures.failFastP99BeforeRestartMs).toBeLessThan(2);
+  expect(figures.failFastP99Ms).toBeLessThan(5);
   // nothing queues: at most the one half-open probe is ever in flight while the breaker is open
   expect(figures.maxInFlightWhileOpen).toBeLessThanOrEqual(1);
   expect(figures.recoveredAfterServingMs!).toBeLessThanOrEqual(RESET_MS + 100);
