@@ -272,7 +272,6 @@ function track(
         if (withdraw) {
           // Still waiting for a slot: never handed to postgres.js, so nothing to stop.
           withdraw();
-          signal!.removeEventListener("abort", onAbort);
           fail(new QueryCancelledError(signal!.reason));
           return;
         }
@@ -314,11 +313,7 @@ const unsettled = new Map<PendingQuery, number>();
  * statement's rows or never settle.
  */
 function cancelsCleanly(query: PendingQuery, since: number): boolean {
-  return (
-    (query as unknown as { active?: boolean }).active === true &&
-    performance.now() - since >= CANCEL_AFTER_MS &&
-    alone(query)
-  );
+  return running(query) && performance.now() - since >= CANCEL_AFTER_MS && alone(query);
 }
 
 /**
@@ -333,8 +328,7 @@ const SWEEP_MS = 10;
 let sweeper: NodeJS.Timeout | undefined;
 
 function abandon(query: PendingQuery): void {
-  const active = (query as unknown as { active?: boolean }).active === true;
-  abandoned.set(query, active ? unsettled.get(query) : undefined);
+  abandoned.set(query, running(query) ? unsettled.get(query) : undefined);
   if (!sweeper) {
     sweeper = setInterval(sweep, SWEEP_MS);
     sweeper.unref();
@@ -346,7 +340,7 @@ function sweep(): void {
     if (!unsettled.has(query)) {
       abandoned.delete(query);
     } else if (since === undefined) {
-      if ((query as unknown as { active?: boolean }).active === true) abandoned.set(query, performance.now());
+      if (running(query)) abandoned.set(query, performance.now());
     } else if (cancelsCleanly(query, since)) {
       abandoned.delete(query);
       void query.cancel();
@@ -356,6 +350,11 @@ function sweep(): void {
     clearInterval(sweeper);
     sweeper = undefined;
   }
+}
+
+/** postgres.js marks a query `active` while it is the one its connection's backend is running. */
+function running(query: PendingQuery): boolean {
+  return (query as unknown as { active?: boolean }).active === true;
 }
 
 /** postgres.js gives a query its connection's backend (`state`, one object per connection) when it sends it. */
@@ -386,7 +385,10 @@ const unavailable = gauge(
   "dispatch_db_unavailable",
   "1 while the database gate has found PostgreSQL unreachable and fails queries fast, else 0.",
 );
-const inFlight = gauge("dispatch_db_queries_in_flight", "PostgreSQL statements sent and not yet answered.");
+const inFlight = gauge(
+  "dispatch_db_queries_in_flight",
+  "PostgreSQL statements awaited and not yet answered (also those waiting for a connection).",
+);
 const OPERATIONS = new Set([
   "select",
   "insert",

@@ -50,8 +50,9 @@ export async function openDatabase<TSchema extends Record<string, unknown>>(
 ): Promise<Database<TSchema>> {
   const logger = opts.onQuery ? { logQuery: (query: string) => opts.onQuery!(query) } : undefined;
   if (opts.url) {
+    const pool = opts.poolSize ?? 10;
     const client = postgres(opts.url, {
-      max: opts.poolSize ?? 10,
+      max: pool,
       connection: {
         application_name: opts.service,
         statement_timeout: opts.statementTimeoutMs ?? 5000,
@@ -64,14 +65,9 @@ export async function openDatabase<TSchema extends Record<string, unknown>>(
       backoff: (retries: number) => Math.min(0.5, 0.05 * 2 ** retries) * (0.5 + Math.random() / 2),
     });
     // Pool usage: dispatch_db_queries_in_flight against this (postgres.js exposes no pool counters).
-    poolSize.set(opts.poolSize ?? 10);
+    poolSize.set(pool);
     const gate = new DatabaseGate(() => withTimeout(client`select 1`, 1000, "database probe"));
-    const wrapped = cancellable(
-      client,
-      opts.signal ?? (() => undefined),
-      gate,
-      new StatementSlots(opts.poolSize ?? 10),
-    );
+    const wrapped = cancellable(client, opts.signal ?? (() => undefined), gate, new StatementSlots(pool));
     const db = drizzlePostgres(wrapped, { schema: opts.schema, ...(logger ? { logger } : {}) });
     try {
       const mode = migrationMode();

@@ -8,7 +8,6 @@ import { Health, HealthCheckResponse_ServingStatus } from "@dispatch/gen/grpc/he
 
 const repoRoot = fileURLToPath(new URL("../../..", import.meta.url));
 
-/** A port nothing listens on right now (the OS picks it). */
 /**
  * A port nothing listens on, for a server a test starts. Taken below Linux's ephemeral range (32768+):
  * a port the kernel handed out for `listen(0)` and that was closed again can be handed to any outgoing
