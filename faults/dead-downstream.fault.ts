@@ -66,39 +66,29 @@ it("a killed catalog trips the breaker within 1 s, fails fast while open, and re
     .filter((o) => o.code === 0 && o.at > servingAt)
     .sort((a, b) => a.at - b.at)[0];
   const whileOpen = queue.filter((q) => q.open);
+  const msAt = (calls: Outcome[], p: number) =>
+    round(
+      percentile(
+        calls.map((o) => o.ms),
+        p,
+      ),
+      2,
+    );
   const figures = {
     calls: outcomes.length,
     breakerOpenAfterKillMs: openedAt === undefined ? null : round(openedAt - killedAt),
     failedFastWhileOpen: fastFails.length,
-    failFastP50Ms: round(
-      percentile(
-        fastFails.map((o) => o.ms),
-        50,
-      ),
-      2,
-    ),
-    failFastP99Ms: round(
-      percentile(
-        fastFails.map((o) => o.ms),
-        99,
-      ),
-      2,
-    ),
+    failFastP50Ms: msAt(fastFails, 50),
+    failFastP99Ms: msAt(fastFails, 99),
     // the same, split: before catalog's restart began, and while its new process starts (node + tsx
     // compiling on the same two cores as this test and its load)
-    failFastP99BeforeRestartMs: round(
-      percentile(
-        fastFails.filter((o) => o.at < restartAt).map((o) => o.ms),
-        99,
-      ),
-      2,
+    failFastP99BeforeRestartMs: msAt(
+      fastFails.filter((o) => o.at < restartAt),
+      99,
     ),
-    failFastP99DuringRestartMs: round(
-      percentile(
-        fastFails.filter((o) => o.at >= restartAt).map((o) => o.ms),
-        99,
-      ),
-      2,
+    failFastP99DuringRestartMs: msAt(
+      fastFails.filter((o) => o.at >= restartAt),
+      99,
     ),
     maxInFlightWhileOpen: Math.max(...whileOpen.map((q) => q.inFlight)),
     catalogDownMs: round(servingAt - killedAt),

@@ -96,6 +96,11 @@ export interface LoadResult {
   goaways: string[];
 }
 
+/** The calls a load run got other than OK (0) and RESOURCE_EXHAUSTED (8), by status: none is the bar. */
+export function otherStatuses(result: LoadResult): Record<string, number> {
+  return Object.fromEntries(Object.entries(result.byStatus).filter(([k]) => k !== "0" && k !== "8"));
+}
+
 const loadgen = fileURLToPath(new URL("./loadgen.ts", import.meta.url));
 
 /**
