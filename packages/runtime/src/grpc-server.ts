@@ -17,7 +17,7 @@ import {
   type RawMessage,
 } from "./grpc-protocol.ts";
 import type { HandlerContext, ServiceRegistration } from "./handler.ts";
-import { accessLogger, logRpc } from "./logger.ts";
+import { accessLogger, RpcLog } from "./logger.ts";
 import { ServerMethodMetrics } from "./metrics.ts";
 import { type OpenSpan, serverSpan } from "./tracing.ts";
 
@@ -28,8 +28,8 @@ type AnyImpl = Function;
 interface MethodEntry {
   /** Logger with this method's fields bound once (pino serializes bindings at creation). */
   log: Logger;
-  /** The same, for the one line per RPC (see accessLogger). */
-  accessLog: Logger;
+  /** The one line per RPC (see RpcLog). */
+  rpcLog: RpcLog;
   service: string;
   method: string;
   kind: Kind;
@@ -89,9 +89,7 @@ export class GrpcServer {
     for (const m of service.methods) {
       this.methods.set(`/${service.typeName}/${m.name}`, {
         log: this.opts.logger.child({ rpc: { service: service.typeName, method: m.name } }),
-        accessLog: accessLogger(this.opts.logger).child({
-          rpc: { service: service.typeName, method: m.name },
-        }),
+        rpcLog: new RpcLog(this.opts.logger, service.typeName, m.name),
         service: service.typeName,
         method: m.name,
         kind: m.methodKind,
@@ -275,7 +273,7 @@ export class GrpcServer {
     this.shedTimer = setTimeout(() => {
       this.shedTimer = undefined;
       for (const [e, calls] of this.shedCounts)
-        e.accessLog.info(
+        e.rpcLog.logger.info(
           { code: codeNames[Code.ResourceExhausted], shed: calls, inFlightLimit: this.opts.maxInFlight },
           "calls shed in the last second",
         );
@@ -286,21 +284,34 @@ export class GrpcServer {
 
   /** @internal */
   log(call: ServerCall, code: Code, err?: unknown): void {
-    call.metrics.done(code, (performance.now() - call.startedAt) / 1000);
+    const ms = performance.now() - call.startedAt;
+    call.metrics.done(code, ms / 1000);
     call.span?.end(code, err instanceof Error ? err.message : undefined);
-    const log = call.methodLog;
     const ids = call.span;
-    const fields = {
-      code: codeNames[code],
-      durationMs: round(performance.now() - call.startedAt),
-      peer: call.peer,
-      requestId: call.requestId,
-      trace_id: ids?.traceId,
-      span_id: ids?.spanId,
-    };
+    const durationMs = round(ms);
     // An unexpected error may carry request data: it goes through the redacting logger.
-    if (err !== undefined) call.redactingLog.error({ ...fields, err }, "rpc failed unexpectedly");
-    else logRpc(log, fields, code);
+    if (err !== undefined)
+      call.redactingLog.error(
+        {
+          code: codeNames[code],
+          durationMs,
+          peer: call.peer,
+          requestId: call.requestId,
+          trace_id: ids?.traceId,
+          span_id: ids?.spanId,
+          err,
+        },
+        "rpc failed unexpectedly",
+      );
+    else
+      call.rpcLog.write({
+        code,
+        durationMs,
+        peer: call.peer,
+        requestId: call.requestId,
+        traceId: ids?.traceId,
+        spanId: ids?.spanId,
+      });
   }
 }
 
@@ -399,8 +410,8 @@ class ServerCall implements HandlerContext {
     return this.entry.log;
   }
 
-  get methodLog(): Logger {
-    return this.entry.accessLog;
+  get rpcLog(): RpcLog {
+    return this.entry.rpcLog;
   }
 
   timeRemaining(): number | undefined {

@@ -32,7 +32,7 @@ export type {
   UnaryImpl,
 } from "./handler.ts";
 export type { ServingStatus } from "./health.ts";
-export { accessLogger, createLogger, type Logger, logRpc } from "./logger.ts";
+export { accessLogger, createLogger, type Logger, type RpcLineFields, RpcLog } from "./logger.ts";
 export {
   CODE_NAMES,
   counter,

@@ -1,5 +1,6 @@
 import { createRequire } from "node:module";
 import pino, { type Logger } from "pino";
+import { CODE_NAMES } from "./metrics.ts";
 import { logIds } from "./tracing.ts";
 
 const requireOptional = createRequire(import.meta.url);
@@ -104,8 +105,47 @@ export function accessLogger(logger: Logger): Logger {
 /** gRPC codes that mean the server failed (not the caller): their RPC lines are errors. */
 const SERVER_FAULTS = new Set([2, 13, 15]); // Unknown, Internal, DataLoss
 
-/** Writes the one line per RPC: error level for server faults, info for everything else. */
-export function logRpc(access: Logger, fields: object, code: number): void {
-  if (SERVER_FAULTS.has(code)) access.error(fields, "rpc");
-  else access.info(fields, "rpc");
+/** What the one line per RPC says. */
+export interface RpcLineFields {
+  code: number;
+  durationMs: number;
+  peer: string;
+  requestId: string;
+  /** W3C ids (lowercase hex, as the tracing module makes or validates them). */
+  traceId?: string | undefined;
+  spanId?: string | undefined;
+  /** The gateway's public calls: the protocol the call came in on. */
+  protocol?: string | undefined;
+}
+
+/**
+ * One method's line per RPC, assembled here instead of by pino's general serializer: its fields are
+ * fixed, so the line is a template. pino spent ~1.7 µs a line against ~0.3 µs for the template (a
+ * micro-benchmark of the same fields), and its objects were a share of the hop's GC. It writes to the
+ * same stream, with the same level rules and the same JSON (keys in the same order) as
+ * `accessLogger(logger).child({ rpc: { service, method } })` writes at `info` (`error` for server faults)
+ * for the same fields and message "rpc" (test: logger.spec.ts),
+ * using pino's exported symbols for the child's serialized bindings and its stream.
+ */
+export class RpcLog {
+  /** The method's access logger, for its other lines (shedding summaries). */
+  readonly logger: Logger;
+  private readonly bindings: string;
+  private readonly stream: pino.DestinationStream;
+
+  constructor(logger: Logger, service: string, method: string) {
+    this.logger = accessLogger(logger).child({ rpc: { service, method } });
+    const internals = this.logger as unknown as Record<symbol, unknown>;
+    this.bindings = internals[pino.symbols.chindingsSym] as string;
+    this.stream = internals[pino.symbols.streamSym] as pino.DestinationStream;
+  }
+
+  write(f: RpcLineFields): void {
+    const level = SERVER_FAULTS.has(f.code) ? 50 : 30;
+    if (level < this.logger.levelVal) return;
+    let line = `{"level":${level},"time":${Date.now()}${this.bindings},"code":"${CODE_NAMES[f.code] ?? f.code}","durationMs":${f.durationMs},"peer":${JSON.stringify(f.peer)},"requestId":${JSON.stringify(f.requestId)}`;
+    if (f.traceId !== undefined) line += `,"trace_id":"${f.traceId}","span_id":"${f.spanId}"`;
+    if (f.protocol !== undefined) line += `,"protocol":${JSON.stringify(f.protocol)}`;
+    this.stream.write(`${line},"msg":"rpc"}\n`);
+  }
 }

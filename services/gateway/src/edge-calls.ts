@@ -2,12 +2,10 @@ import { randomUUID } from "node:crypto";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
-  accessLogger,
-  CODE_NAMES,
   type Logger,
-  logRpc,
   type OpenSpan,
   parseTimeout,
+  RpcLog,
   ServerMethodMetrics,
   serverSpan,
 } from "@dispatch/runtime";
@@ -18,6 +16,12 @@ import type { RateLimits } from "./rate-limits.ts";
 /** Request headers as both edge paths see them: node's header object or WHATWG Headers. */
 export type RequestHeaders = Record<string, string | string[] | undefined> | Headers;
 
+/** A public method's series and access log, made once per method. */
+interface MethodObservers {
+  metrics: ServerMethodMetrics;
+  log: RpcLog;
+}
+
 /** One public call being observed: its request id, deadline, span and metrics, ended exactly once. */
 export class ObservedCall {
   readonly requestId: string;
@@ -27,15 +31,14 @@ export class ObservedCall {
   private ended = false;
 
   constructor(
-    private readonly calls: EdgeCalls,
-    private readonly metrics: ServerMethodMetrics,
+    private readonly observers: MethodObservers,
     readonly method: DescMethod,
     headers: RequestHeaders,
     private readonly peer: string,
     private readonly protocol: string,
     timeoutMs: number | undefined,
   ) {
-    metrics.start();
+    observers.metrics.start();
     this.requestId = header(headers, "x-request-id") || randomUUID();
     this.deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
     this.traceSpan = serverSpan(headers, method.parent.typeName, method.name, {
@@ -53,19 +56,18 @@ export class ObservedCall {
     if (this.ended) return;
     this.ended = true;
     const seconds = (performance.now() - this.started) / 1000;
-    this.metrics.done(code, seconds);
+    this.observers.metrics.done(code, seconds);
     this.traceSpan?.end(code);
     const ids = this.traceSpan;
-    const fields = {
-      rpc: { service: this.method.parent.typeName, method: this.method.name },
-      code: CODE_NAMES[code],
+    this.observers.log.write({
+      code,
       durationMs: Math.round(seconds * 1e6) / 1000,
       peer: this.peer,
       requestId: this.requestId,
-      ...(ids ? { trace_id: ids.traceId, span_id: ids.spanId } : {}),
+      traceId: ids?.traceId,
+      spanId: ids?.spanId,
       protocol: this.protocol,
-    };
-    logRpc(this.calls.access, fields, code);
+    });
   }
 }
 
@@ -74,16 +76,13 @@ export class ObservedCall {
  * or connect-node for everything else): rate limits, the access token, metrics, one log line, a span.
  */
 export class EdgeCalls {
-  readonly access: Logger;
-  private readonly metrics = new Map<DescMethod, ServerMethodMetrics>();
+  private readonly observers = new Map<DescMethod, MethodObservers>();
 
   constructor(
     private readonly verifier: AccessTokenVerifier,
     private readonly limits: RateLimits,
     readonly logger: Logger,
-  ) {
-    this.access = accessLogger(logger);
-  }
+  ) {}
 
   begin(
     method: DescMethod,
@@ -92,12 +91,16 @@ export class EdgeCalls {
     protocol: string,
     timeoutMs: number | undefined,
   ): ObservedCall {
-    let metrics = this.metrics.get(method);
-    if (!metrics) {
-      metrics = new ServerMethodMetrics(method.methodKind, method.parent.typeName, method.name);
-      this.metrics.set(method, metrics);
+    let observers = this.observers.get(method);
+    if (!observers) {
+      const service = method.parent.typeName;
+      observers = {
+        metrics: new ServerMethodMetrics(method.methodKind, service, method.name),
+        log: new RpcLog(this.logger, service, method.name),
+      };
+      this.observers.set(method, observers);
     }
-    return new ObservedCall(this, metrics, method, headers, peer, protocol, timeoutMs);
+    return new ObservedCall(observers, method, headers, peer, protocol, timeoutMs);
   }
 
   /**
