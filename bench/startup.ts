@@ -48,10 +48,23 @@ export async function serving(port: number, timeoutMs: number): Promise<void> {
 export const rssMb = (pid: number) =>
   Math.round((Number(readFileSync(`/proc/${pid}/statm`, "utf8").split(" ")[1]) * 4096) / 1e5) / 10;
 
+/**
+ * RSS as the kernel splits it: anonymous pages (the process's own: V8's heap, malloc, stacks) and
+ * file-backed ones (mostly the node binary's code and data, shared with every process that maps it).
+ */
+export function rssPartsMb(pid: number): { anonMb: number; fileMb: number } {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? 0);
+  const mb = (k: number) => Math.round((k * 1024) / 1e5) / 10;
+  return { anonMb: mb(kb("RssAnon")), fileMb: mb(kb("RssFile") + kb("RssShmem")) };
+}
+
 export interface StartupRow {
   service: string;
   startMs: number;
   idleRssMb: number;
+  idleAnonMb: number;
+  idleFileMb: number;
 }
 
 /** One service's bundle, three starts; the median start and the RSS after 2 s idle. */
@@ -61,6 +74,7 @@ async function measureService(svc: (typeof services)[number]): Promise<StartupRo
   const pg = ["-h", url.hostname, "-p", url.port || "5432", "-U", url.username || "postgres"];
   const starts: number[] = [];
   let idle = 0;
+  let parts = { anonMb: 0, fileMb: 0 };
   try {
     if (svc.database) {
       execFileSync("dropdb", [...pg, "--if-exists", db]);
@@ -90,6 +104,7 @@ async function measureService(svc: (typeof services)[number]): Promise<StartupRo
         if (i === 2) {
           await new Promise((r) => setTimeout(r, 2000));
           idle = rssMb(child.pid!);
+          parts = rssPartsMb(child.pid!);
         }
       } finally {
         child.kill("SIGTERM");
@@ -100,7 +115,13 @@ async function measureService(svc: (typeof services)[number]): Promise<StartupRo
     if (svc.database) execFileSync("dropdb", [...pg, "--if-exists", "--force", db]);
   }
   starts.sort((a, b) => a - b);
-  return { service: svc.service, startMs: Math.round(starts[1]!), idleRssMb: idle };
+  return {
+    service: svc.service,
+    startMs: Math.round(starts[1]!),
+    idleRssMb: idle,
+    idleAnonMb: parts.anonMb,
+    idleFileMb: parts.fileMb,
+  };
 }
 
 /** `pnpm start` from spawn to its "all healthy" banner, its PGlite folders under `dataRoot`. */
@@ -129,25 +150,27 @@ async function measurePnpmStart(dataRoot: string): Promise<number> {
 }
 
 /** RSS of Node itself, idle, running nothing: the floor under every service's figure. */
-async function bareNodeRssMb(): Promise<number> {
+async function bareNodeRss(): Promise<{ rssMb: number; anonMb: number; fileMb: number }> {
   const child = spawn(process.execPath, ["-e", "setTimeout(() => {}, 5000)"], { stdio: "ignore" });
   await new Promise((r) => setTimeout(r, 2000));
-  const mb = rssMb(child.pid!);
+  const rss = { rssMb: rssMb(child.pid!), ...rssPartsMb(child.pid!) };
   child.kill();
-  return mb;
+  return rss;
 }
 
 export async function startup(): Promise<{
   rows: StartupRow[];
   pnpmStartMs: number;
   pnpmRestartMs: number;
-  bareNodeMb: number;
+  bareNode: { rssMb: number; anonMb: number; fileMb: number };
 }> {
   execFileSync(process.execPath, ["packages/build/src/bundle.ts"], { cwd: root, stdio: "inherit" });
   const rows: StartupRow[] = [];
   for (const svc of services) {
     const row = await measureService(svc);
-    console.error(`${svc.service}: start to SERVING ${row.startMs} ms, idle RSS ${row.idleRssMb} MB`);
+    console.error(
+      `${svc.service}: start to SERVING ${row.startMs} ms, idle RSS ${row.idleRssMb} MB (anonymous ${row.idleAnonMb}, file-backed ${row.idleFileMb})`,
+    );
     rows.push(row);
   }
   // As a developer meets it: the first start creates and migrates six PGlite databases; later starts reuse them.
@@ -156,7 +179,7 @@ export async function startup(): Promise<{
     const pnpmStartMs = await measurePnpmStart(dataRoot);
     const pnpmRestartMs = await measurePnpmStart(dataRoot);
     console.error(`pnpm start to all healthy: first ${pnpmStartMs} ms, again ${pnpmRestartMs} ms`);
-    return { rows, pnpmStartMs, pnpmRestartMs, bareNodeMb: await bareNodeRssMb() };
+    return { rows, pnpmStartMs, pnpmRestartMs, bareNode: await bareNodeRss() };
   } finally {
     rmSync(dataRoot, { recursive: true, force: true });
   }
