@@ -35,6 +35,7 @@ const sides: { name: string; dir: string; stack?: Stack; email: string }[] = [
   { name: "this", dir: root, email: `ab-this-${process.pid}@example.com` },
 ];
 const rows: { side: string; round: number; point: Point }[] = [];
+const rssAfter = new Map<string, Record<string, number>>();
 const all = (p: Point) => Object.values(p.cpuUsPerCall ?? {}).reduce((a, b) => a + b, 0);
 try {
   for (const side of sides) {
@@ -61,6 +62,8 @@ try {
       }
     }
   }
+  // RSS once every run is done (both stacks were up throughout): what the load left each process holding.
+  for (const side of sides) rssAfter.set(side.name, side.stack!.rss());
 } finally {
   for (const side of sides) await side.stack?.stop();
 }
@@ -95,6 +98,15 @@ that section.
 - this: \`${commit(root)}\` (plus uncommitted changes, if any)
 
 ${table.join("\n")}
+
+RSS after the last run, MB: ${sides
+  .map(
+    (s) =>
+      `${s.name}: ${Object.entries(rssAfter.get(s.name) ?? {})
+        .map(([svc, mb]) => `${svc} ${mb}`)
+        .join(", ")}`,
+  )
+  .join("; ")}.
 
 Every run, p99 ms and gateway µs/call: ${rows.map((r) => `${r.side} ${r.point.protocol.split(",")[0]} r${r.round} ${r.point.p99Ms.toFixed(0)}/${r.point.cpuUsPerCall?.gateway}`).join("; ")}.`;
 console.log(content);
