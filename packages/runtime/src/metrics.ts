@@ -44,8 +44,8 @@ export const CODE_NAMES = [
   "Unauthenticated",
 ];
 
-function metric<T>(name: string, make: () => T): T {
-  return (registry.getSingleMetric(name) as T | undefined) ?? make();
+function metric<T>(name: string, make: (name: string) => T): T {
+  return (registry.getSingleMetric(name) as T | undefined) ?? make(name);
 }
 
 export function counter(name: string, help: string, labelNames: string[] = []): client.Counter<string> {
@@ -75,41 +75,62 @@ export function histogram(
 }
 
 type Labels = Record<string, string>;
+type Sample = { labels: Record<string, string | number>; value: number; metricName?: string };
 
 /**
- * A counter family whose series are plain numbers: the RPC families are bumped on every call, and
- * prom-client's own `inc` hashes and validates the label set each time (~4 % of a hop's CPU in
- * `pnpm bench:profile`). Each caller resolves its series once and then adds to a number; the registry
- * reads the family like any prom-client metric (it asks for `get()`).
+ * A metric family whose series are plain objects the hot path bumps: the RPC families change on every
+ * call, and prom-client's own `inc`/`observe` hash and validate the label set each time (~4 % of a hop's
+ * CPU in `pnpm bench:profile`). Each caller resolves its series once and then adds to numbers; the
+ * registry reads the family like any prom-client metric (it asks for `get()` and `reset()`).
  */
-class CounterFamily {
-  readonly type = "counter";
+abstract class Family<Cell extends { readonly labels: Labels }> {
   readonly aggregator = "sum";
-  private readonly cells = new Map<string, { labels: Labels; value: number }>();
+  abstract readonly type: string;
+  private readonly cells = new Map<string, Cell>();
 
   constructor(
     readonly name: string,
     readonly help: string,
-  ) {}
+  ) {
+    registry.registerMetric(this as unknown as client.Metric);
+  }
 
-  /** The series for `labels`, created at zero; keep it and add to its `value`. */
-  series(labels: Labels): { value: number } {
+  protected abstract create(labels: Labels): Cell;
+  protected abstract samples(cell: Cell): Sample[];
+  protected abstract zero(cell: Cell): void;
+
+  /** The series for `labels`, created at zero; keep it. */
+  series(labels: Labels): Cell {
     const key = JSON.stringify(labels);
     let cell = this.cells.get(key);
     if (!cell) {
-      cell = { labels, value: 0 };
+      cell = this.create(labels);
       this.cells.set(key, cell);
     }
     return cell;
   }
 
   get() {
-    const values = [...this.cells.values()].map((c) => ({ labels: c.labels, value: c.value }));
+    const values = [...this.cells.values()].flatMap((c) => this.samples(c));
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
   }
 
   reset(): void {
-    for (const c of this.cells.values()) c.value = 0;
+    for (const c of this.cells.values()) this.zero(c);
+  }
+}
+
+/** A counter family: add to a series' `value`. */
+class CounterFamily extends Family<{ readonly labels: Labels; value: number }> {
+  readonly type = "counter";
+  protected create(labels: Labels) {
+    return { labels, value: 0 };
+  }
+  protected samples(c: { labels: Labels; value: number }): Sample[] {
+    return [{ labels: c.labels, value: c.value }];
+  }
+  protected zero(c: { value: number }): void {
+    c.value = 0;
   }
 }
 
@@ -121,26 +142,16 @@ export interface HistogramCell {
   count: number;
 }
 
-/** A histogram family on the same terms as CounterFamily; `observe` is a bucket search and three adds. */
-class HistogramFamily {
+/** A histogram family; `observe` is a bucket search and three adds. */
+class HistogramFamily extends Family<HistogramCell> {
   readonly type = "histogram";
-  readonly aggregator = "sum";
-  private readonly cells = new Map<string, HistogramCell>();
 
   constructor(
-    readonly name: string,
-    readonly help: string,
+    name: string,
+    help: string,
     readonly buckets: readonly number[],
-  ) {}
-
-  series(labels: Labels): HistogramCell {
-    const key = JSON.stringify(labels);
-    let cell = this.cells.get(key);
-    if (!cell) {
-      cell = { labels, counts: new Array<number>(this.buckets.length + 1).fill(0), sum: 0, count: 0 };
-      this.cells.set(key, cell);
-    }
-    return cell;
+  ) {
+    super(name, help);
   }
 
   observe(cell: HistogramCell, value: number): void {
@@ -152,54 +163,45 @@ class HistogramFamily {
     cell.count++;
   }
 
-  get() {
-    const values: { labels: Record<string, string | number>; value: number; metricName: string }[] = [];
-    for (const c of this.cells.values()) {
-      let cumulative = 0;
-      for (let i = 0; i < this.buckets.length; i++) {
-        cumulative += c.counts[i]!;
-        values.push({
-          labels: { le: this.buckets[i]!, ...c.labels },
-          value: cumulative,
-          metricName: `${this.name}_bucket`,
-        });
-      }
-      values.push({ labels: { le: "+Inf", ...c.labels }, value: c.count, metricName: `${this.name}_bucket` });
-      values.push({ labels: c.labels, value: c.sum, metricName: `${this.name}_sum` });
-      values.push({ labels: c.labels, value: c.count, metricName: `${this.name}_count` });
-    }
-    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+  protected create(labels: Labels): HistogramCell {
+    return { labels, counts: new Array<number>(this.buckets.length + 1).fill(0), sum: 0, count: 0 };
   }
 
-  reset(): void {
-    for (const c of this.cells.values()) {
-      c.counts.fill(0);
-      c.sum = 0;
-      c.count = 0;
+  protected samples(c: HistogramCell): Sample[] {
+    const bucket = `${this.name}_bucket`;
+    const out: Sample[] = [];
+    let cumulative = 0;
+    for (let i = 0; i < this.buckets.length; i++) {
+      cumulative += c.counts[i]!;
+      out.push({ labels: { le: this.buckets[i]!, ...c.labels }, value: cumulative, metricName: bucket });
     }
+    out.push({ labels: { le: "+Inf", ...c.labels }, value: c.count, metricName: bucket });
+    out.push({ labels: c.labels, value: c.sum, metricName: `${this.name}_sum` });
+    out.push({ labels: c.labels, value: c.count, metricName: `${this.name}_count` });
+    return out;
   }
-}
 
-function family<T extends CounterFamily | HistogramFamily>(make: () => T): T {
-  const f = make();
-  const existing = registry.getSingleMetric(f.name) as unknown as T | undefined;
-  if (existing) return existing;
-  registry.registerMetric(f as unknown as client.Metric);
-  return f;
+  protected zero(c: HistogramCell): void {
+    c.counts.fill(0);
+    c.sum = 0;
+    c.count = 0;
+  }
 }
 
 /** go-grpc-prometheus' three families for one side of a call. */
 function rpcFamilies(side: "server" | "client") {
   const who = side === "server" ? "on the server" : "by clients";
   return {
-    started: family(() => new CounterFamily(`grpc_${side}_started_total`, `RPCs started ${who}.`)),
-    handled: family(
-      () => new CounterFamily(`grpc_${side}_handled_total`, `RPCs completed ${who}, by status code.`),
+    started: metric(`grpc_${side}_started_total`, (name) => new CounterFamily(name, `RPCs started ${who}.`)),
+    handled: metric(
+      `grpc_${side}_handled_total`,
+      (name) => new CounterFamily(name, `RPCs completed ${who}, by status code.`),
     ),
-    seconds: family(
-      () =>
+    seconds: metric(
+      `grpc_${side}_handling_seconds`,
+      (name) =>
         new HistogramFamily(
-          `grpc_${side}_handling_seconds`,
+          name,
           side === "server"
             ? "Time from an RPC's arrival to its status, on the server."
             : "Time from a client starting an RPC to its status, retries included.",
