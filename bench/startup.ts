@@ -52,11 +52,11 @@ export const rssMb = (pid: number) =>
  * RSS as the kernel splits it: anonymous pages (the process's own: V8's heap, malloc, stacks) and
  * file-backed ones (mostly the node binary's code and data, shared with every process that maps it).
  */
-export function rssPartsMb(pid: number): { anonMb: number; fileMb: number } {
+export function rssPartsMb(pid: number): { rssMb: number; anonMb: number; fileMb: number } {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? 0);
   const mb = (k: number) => Math.round((k * 1024) / 1e5) / 10;
-  return { anonMb: mb(kb("RssAnon")), fileMb: mb(kb("RssFile") + kb("RssShmem")) };
+  return { rssMb: mb(kb("VmRSS")), anonMb: mb(kb("RssAnon")), fileMb: mb(kb("RssFile") + kb("RssShmem")) };
 }
 
 export interface StartupRow {
@@ -73,8 +73,7 @@ async function measureService(svc: (typeof services)[number]): Promise<StartupRo
   const url = new URL(admin);
   const pg = ["-h", url.hostname, "-p", url.port || "5432", "-U", url.username || "postgres"];
   const starts: number[] = [];
-  let idle = 0;
-  let parts = { anonMb: 0, fileMb: 0 };
+  let idle = { rssMb: 0, anonMb: 0, fileMb: 0 };
   try {
     if (svc.database) {
       execFileSync("dropdb", [...pg, "--if-exists", db]);
@@ -103,8 +102,7 @@ async function measureService(svc: (typeof services)[number]): Promise<StartupRo
         starts.push(performance.now() - t0);
         if (i === 2) {
           await new Promise((r) => setTimeout(r, 2000));
-          idle = rssMb(child.pid!);
-          parts = rssPartsMb(child.pid!);
+          idle = rssPartsMb(child.pid!);
         }
       } finally {
         child.kill("SIGTERM");
@@ -118,9 +116,9 @@ async function measureService(svc: (typeof services)[number]): Promise<StartupRo
   return {
     service: svc.service,
     startMs: Math.round(starts[1]!),
-    idleRssMb: idle,
-    idleAnonMb: parts.anonMb,
-    idleFileMb: parts.fileMb,
+    idleRssMb: idle.rssMb,
+    idleAnonMb: idle.anonMb,
+    idleFileMb: idle.fileMb,
   };
 }
 
@@ -153,7 +151,7 @@ async function measurePnpmStart(dataRoot: string): Promise<number> {
 async function bareNodeRss(): Promise<{ rssMb: number; anonMb: number; fileMb: number }> {
   const child = spawn(process.execPath, ["-e", "setTimeout(() => {}, 5000)"], { stdio: "ignore" });
   await new Promise((r) => setTimeout(r, 2000));
-  const rss = { rssMb: rssMb(child.pid!), ...rssPartsMb(child.pid!) };
+  const rss = rssPartsMb(child.pid!);
   child.kill();
   return rss;
 }
