@@ -6,7 +6,7 @@ import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
-import { cancellable, DatabaseGate, StatementSlots } from "./cancellation.ts";
+import { Canceller, cancellable, DatabaseGate, StatementSlots } from "./cancellation.ts";
 
 const poolSize = gauge("dispatch_db_pool_size", "PostgreSQL connections the pool may open (its max).");
 
@@ -64,10 +64,26 @@ export async function openDatabase<TSchema extends Record<string, unknown>>(
       connect_timeout: 3,
       backoff: (retries: number) => Math.min(0.5, 0.05 * 2 ** retries) * (0.5 + Math.random() / 2),
     });
+    // One more connection, for cancelling statements whose callers have gone (see Canceller).
+    const cancels = postgres(opts.url, {
+      max: 1,
+      idle_timeout: 0,
+      connection: { application_name: `${opts.service} cancels` },
+      onnotice: () => {},
+      connect_timeout: 3,
+    });
+    const end = (timeout: number) =>
+      Promise.all([client.end({ timeout }), cancels.end({ timeout })]).then(() => {});
     // Pool usage: dispatch_db_queries_in_flight against this (postgres.js exposes no pool counters).
     poolSize.set(pool);
     const gate = new DatabaseGate(() => withTimeout(client`select 1`, 1000, "database probe"));
-    const wrapped = cancellable(client, opts.signal ?? (() => undefined), gate, new StatementSlots(pool));
+    const wrapped = cancellable(
+      client,
+      opts.signal ?? (() => undefined),
+      gate,
+      new StatementSlots(pool),
+      new Canceller(cancels),
+    );
     const db = drizzlePostgres(wrapped, { schema: opts.schema, ...(logger ? { logger } : {}) });
     try {
       const mode = migrationMode();
@@ -75,7 +91,7 @@ export async function openDatabase<TSchema extends Record<string, unknown>>(
       else await migratePostgres(db, { migrationsFolder: opts.migrationsFolder });
       if (mode === "only") throw new MigrationsApplied(opts.service);
     } catch (err) {
-      await client.end({ timeout: 1 });
+      await end(1);
       throw err;
     }
     return {
@@ -84,7 +100,7 @@ export async function openDatabase<TSchema extends Record<string, unknown>>(
       ping: () => withTimeout(db.execute(sql`select 1`), 1000, "database ping"),
       close: () => {
         gate.close();
-        return client.end({ timeout: 5 });
+        return end(5);
       },
     };
   }

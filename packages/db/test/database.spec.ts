@@ -3,6 +3,7 @@ import { fileURLToPath } from "node:url";
 import { eq, sql } from "drizzle-orm";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Canceller, cancellable, DatabaseGate } from "../src/cancellation.ts";
 import { isDatabaseUnavailable, isQueryCancelled, openDatabase } from "../src/index.ts";
 import { notes, schema } from "./fixtures/schema.ts";
 
@@ -142,6 +143,103 @@ describe.runIf(adminUrl)("openDatabase on PostgreSQL", () => {
       await database.ping();
     } finally {
       await database.close();
+    }
+  });
+
+  it("stops ten statements at one deadline with one pg_cancel_backend over the pool's own cancel connection", async () => {
+    const call = new AsyncLocalStorage<AbortSignal>();
+    const database = await openDatabase({
+      service: "cancelbatch",
+      url,
+      schema,
+      migrationsFolder,
+      poolSize: 10,
+      signal: () => call.getStore(),
+    });
+    const locker = postgres(url, { max: 1, onnotice: () => {} });
+    const watcher = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      let release!: () => void;
+      const held = new Promise<void>((r) => {
+        release = r;
+      });
+      let locked!: () => void;
+      const isLocked = new Promise<void>((r) => {
+        locked = r;
+      });
+      const lock = locker.begin(async (tx) => {
+        await tx`lock table notes in access exclusive mode`;
+        locked();
+        await held;
+      });
+      await isLocked;
+      const ac = new AbortController();
+      const waiting = Array.from({ length: 10 }, () =>
+        call
+          .run(ac.signal, async () => {
+            await database.db.select().from(notes);
+          })
+          .then(
+            () => "answered",
+            (e: unknown) => (isQueryCancelled(e) ? "cancelled" : String(e)),
+          ),
+      );
+      const onLock = async () =>
+        (
+          await watcher`select count(*)::int as n from pg_stat_activity
+            where application_name = 'cancelbatch' and wait_event_type = 'Lock'`
+        )[0]!.n as number;
+      for (let i = 0; i < 200 && (await onLock()) < 10; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(await onLock()).toBe(10);
+      await new Promise((r) => setTimeout(r, 30)); // past the 20 ms below which nothing is cancelled
+      ac.abort();
+      expect(await Promise.all(waiting)).toEqual(Array(10).fill("cancelled"));
+      for (let i = 0; i < 100 && (await onLock()) > 0; i++) await new Promise((r) => setTimeout(r, 10));
+      // Stopped while the lock is still held: cancelled in their backends, not answered later.
+      expect(await onLock()).toBe(0);
+      const cancels =
+        await watcher`select query from pg_stat_activity where application_name = 'cancelbatch cancels'`;
+      expect(cancels).toHaveLength(1);
+      expect(cancels[0]!.query).toMatch(/pg_cancel_backend/);
+      release();
+      await lock;
+      await database.ping();
+    } finally {
+      await locker.end();
+      await watcher.end();
+      await database.close();
+    }
+  });
+
+  it("falls back to postgres.js' CancelRequest when the cancel connection cannot be had", async () => {
+    const client = postgres(url, { max: 2, onnotice: () => {} });
+    const nowhere = postgres("postgres://postgres@127.0.0.1:1/none", { max: 1, connect_timeout: 1 });
+    const call = new AsyncLocalStorage<AbortSignal>();
+    const sqlc = cancellable(
+      client,
+      () => call.getStore(),
+      new DatabaseGate(),
+      undefined,
+      new Canceller(nowhere),
+    );
+    try {
+      const ac = new AbortController();
+      setTimeout(() => ac.abort(), 100);
+      const t0 = Date.now();
+      const err = await call
+        .run(ac.signal, () => sqlc.unsafe("select pg_sleep($1)", [10]))
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      expect(isQueryCancelled(err)).toBe(true);
+      expect(Date.now() - t0).toBeLessThan(2000);
+      const active = await client`select count(*)::int as n from pg_stat_activity
+        where state = 'active' and query like '%pg_sleep%' and pid <> pg_backend_pid()`;
+      expect(active[0]!.n).toBe(0);
+    } finally {
+      await client.end();
+      await nowhere.end();
     }
   });
 
