@@ -12,6 +12,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { EchoRequestSchema, EchoService } from "../gen/dispatch/echo/v1/echo_pb.ts";
+import { NODE_FLAGS } from "../packages/build/src/node-flags.ts";
 import { grpcBody, h2load, h2loadVersion, type LoadResult } from "./h2load.ts";
 import { mobileReport } from "./mobile-report.ts";
 import { machine, writeSection } from "./report.ts";
@@ -41,7 +42,9 @@ async function startServer(
   file: string,
   env: Record<string, string> = {},
 ): Promise<{ port: number; stop: () => Promise<void> }> {
-  const server = await startEchoServer(file, { env });
+  // The platform runs with the services' node flags, as its images do.
+  const nodeFlags = file.startsWith("platform") ? [...NODE_FLAGS] : [];
+  const server = await startEchoServer(file, { env, nodeFlags });
   children.add(server.child);
   return {
     port: server.port,

@@ -5,7 +5,7 @@
  * docker-compose.yml wires it; only the rate limits are raised (one user from one address is the load).
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -106,12 +106,16 @@ export async function startStack(root = defaultRoot): Promise<Stack> {
   process.once("exit", () => {
     for (const c of children.values()) c.kill("SIGKILL");
   });
+  // The node flags the images run with, as the checkout being run sets them (bench/ab.ts runs an earlier one).
+  const flagsFile = join(root, "packages/build/src/node-flags.ts");
+  const nodeFlags: readonly string[] = existsSync(flagsFile) ? (await import(flagsFile)).NODE_FLAGS : [];
   try {
     for (const svc of SERVICES) {
       // BENCH_CPU_PROF_DIR: every service writes a V8 CPU profile there when it stops (bench/profile.ts reads them).
       const prof = process.env.BENCH_CPU_PROF_DIR;
       // BENCH_NODE_FLAGS: more node flags for every service (e.g. --trace-gc with BENCH_LOG_DIR).
       const flags = [
+        ...nodeFlags,
         ...(prof ? ["--cpu-prof", "--cpu-prof-dir", prof, "--cpu-prof-name", `${svc}.cpuprofile`] : []),
         ...(process.env.BENCH_NODE_FLAGS?.split(" ").filter(Boolean) ?? []),
       ];

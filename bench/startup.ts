@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.ts";
+import { NODE_FLAGS } from "../packages/build/src/node-flags.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const admin = process.env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -92,11 +93,15 @@ async function measureService(svc: (typeof services)[number]): Promise<StartupRo
         ...(svc.database ? { DATABASE_URL: url.toString() } : {}),
       };
       const t0 = performance.now();
-      const child: ChildProcess = spawn(process.execPath, [`services/${svc.service}/dist/main.mjs`], {
-        cwd: root,
-        env,
-        stdio: "ignore",
-      });
+      const child: ChildProcess = spawn(
+        process.execPath,
+        [...NODE_FLAGS, `services/${svc.service}/dist/main.mjs`],
+        {
+          cwd: root,
+          env,
+          stdio: "ignore",
+        },
+      );
       try {
         await serving(svc.internalPort ? internal : port, 30_000);
         starts.push(performance.now() - t0);

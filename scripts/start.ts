@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.ts";
+import { NODE_FLAGS } from "../packages/build/src/node-flags.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const notify = "notifications=127.0.0.1:50055";
@@ -34,18 +35,22 @@ const children = new Map<string, ChildProcess>();
 let stopping = false;
 
 function startService(s: (typeof services)[number]): ChildProcess {
-  const child = spawn(process.execPath, ["--import", "tsx", `services/${s.name}/src/main.ts`], {
-    cwd: root,
-    stdio: "inherit",
-    env: {
-      ...process.env,
-      PORT: String(s.port),
-      ADMIN_PORT: String(s.port + 1000),
-      // DATA_ROOT moves the PGlite folders (default .data/<service>) under another parent.
-      ...(process.env.DATA_ROOT ? { DATA_DIR: `${process.env.DATA_ROOT}/${s.name}` } : {}),
-      ...s.env,
+  const child = spawn(
+    process.execPath,
+    [...NODE_FLAGS, "--import", "tsx", `services/${s.name}/src/main.ts`],
+    {
+      cwd: root,
+      stdio: "inherit",
+      env: {
+        ...process.env,
+        PORT: String(s.port),
+        ADMIN_PORT: String(s.port + 1000),
+        // DATA_ROOT moves the PGlite folders (default .data/<service>) under another parent.
+        ...(process.env.DATA_ROOT ? { DATA_DIR: `${process.env.DATA_ROOT}/${s.name}` } : {}),
+        ...s.env,
+      },
     },
-  });
+  );
   child.on("exit", (code, signal) => {
     children.delete(s.name);
     if (!stopping) {

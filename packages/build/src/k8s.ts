@@ -193,7 +193,7 @@ export function migrationJob(m: ServiceManifest) {
               name: "migrate",
               image: `dispatch/${service}`,
               imagePullPolicy: "IfNotPresent",
-              // The image's entrypoint is `node /app/dist/main.mjs`; `migrate` applies migrations and exits.
+              // The image's entrypoint is `node <NODE_FLAGS> /app/dist/main.mjs`; `migrate` applies migrations and exits.
               args: ["migrate"],
               env: [
                 {
