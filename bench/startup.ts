@@ -99,19 +99,34 @@ async function measureService(svc: (typeof services)[number]): Promise<StartupRo
         {
           cwd: root,
           env,
-          stdio: "ignore",
+          stdio: ["ignore", "ignore", "pipe"],
         },
       );
+      // A service that dies while starting is named with its last words, instead of a wait that may
+      // never end (a full `pnpm bench` once stopped silently here).
+      let stderr = "";
+      child.stderr!.on("data", (d: Buffer) => {
+        stderr = (stderr + d).slice(-2000);
+      });
+      const exited = new Promise<never>((_, reject) =>
+        child.once("exit", (code, signal) =>
+          reject(new Error(`${svc.service} exited (${code ?? signal}) before SERVING:\n${stderr}`)),
+        ),
+      );
       try {
-        await serving(svc.internalPort ? internal : port, 30_000);
+        await Promise.race([serving(svc.internalPort ? internal : port, 30_000), exited]);
         starts.push(performance.now() - t0);
         if (i === 2) {
           await new Promise((r) => setTimeout(r, 2000));
           idle = rssPartsMb(child.pid!);
         }
       } finally {
-        child.kill("SIGTERM");
-        await new Promise((r) => child.once("exit", r));
+        // Waiting for an exit that already happened would leave nothing to keep node running: the
+        // benchmark would end there without a word.
+        if (child.exitCode === null && child.signalCode === null) {
+          child.kill("SIGTERM");
+          await new Promise((r) => child.once("exit", r));
+        }
       }
     }
   } finally {
