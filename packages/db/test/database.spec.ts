@@ -10,6 +10,40 @@ import { notes, schema } from "./fixtures/schema.ts";
 const migrationsFolder = fileURLToPath(new URL("./fixtures/migrations", import.meta.url));
 const adminUrl = process.env.TEST_DATABASE_URL;
 
+/**
+ * Takes an exclusive lock on `notes` in a transaction of `locker` and holds it until `release()` (or
+ * `maxMs`); resolves once the lock is held. `done` settles when the transaction has ended.
+ */
+async function lockNotes(
+  locker: postgres.Sql,
+  maxMs = 10_000,
+): Promise<{ release: () => void; done: Promise<unknown> }> {
+  let release!: () => void;
+  const held = new Promise<void>((r) => {
+    release = r;
+  });
+  let locked!: () => void;
+  const taken = new Promise<void>((r) => {
+    locked = r;
+  });
+  const done = locker.begin(async (tx) => {
+    await tx`lock table notes in access exclusive mode`;
+    locked();
+    const timer = setTimeout(release, maxMs);
+    await held;
+    clearTimeout(timer);
+  });
+  await Promise.race([taken, done]);
+  return { release, done };
+}
+
+/** How a query ended, for comparing many at once. */
+const outcome = (query: Promise<unknown>) =>
+  query.then(
+    () => "answered",
+    (e: unknown) => (isQueryCancelled(e) ? "cancelled" : String(e)),
+  );
+
 describe("openDatabase on embedded PGlite", () => {
   it("applies migrations, queries, and rolls back a failed transaction", async () => {
     const database = await openDatabase({ service: "test", schema, migrationsFolder });
@@ -159,30 +193,11 @@ describe.runIf(adminUrl)("openDatabase on PostgreSQL", () => {
     const locker = postgres(url, { max: 1, onnotice: () => {} });
     const watcher = postgres(url, { max: 1, onnotice: () => {} });
     try {
-      let release!: () => void;
-      const held = new Promise<void>((r) => {
-        release = r;
-      });
-      let locked!: () => void;
-      const isLocked = new Promise<void>((r) => {
-        locked = r;
-      });
-      const lock = locker.begin(async (tx) => {
-        await tx`lock table notes in access exclusive mode`;
-        locked();
-        await held;
-      });
-      await isLocked;
+      const lock = await lockNotes(locker);
       const ac = new AbortController();
       const waiting = Array.from({ length: 10 }, () =>
-        call
-          .run(ac.signal, async () => {
-            await database.db.select().from(notes);
-          })
-          .then(
-            () => "answered",
-            (e: unknown) => (isQueryCancelled(e) ? "cancelled" : String(e)),
-          ),
+        // awaited inside run(): a drizzle query starts when awaited, and must start inside the call
+        outcome(call.run(ac.signal, async () => await database.db.select().from(notes))),
       );
       const onLock = async () =>
         (
@@ -201,8 +216,8 @@ describe.runIf(adminUrl)("openDatabase on PostgreSQL", () => {
         await watcher`select query from pg_stat_activity where application_name = 'cancelbatch cancels'`;
       expect(cancels).toHaveLength(1);
       expect(cancels[0]!.query).toMatch(/pg_cancel_backend/);
-      release();
-      await lock;
+      lock.release();
+      await lock.done;
       await database.ping();
     } finally {
       await locker.end();
@@ -265,30 +280,17 @@ describe.runIf(adminUrl)("openDatabase on PostgreSQL", () => {
         });
         let release = () => {};
         try {
-          const held = new Promise<void>((r) => {
-            release = r;
-          });
-          let locked!: () => void;
-          const lockTaken = new Promise<void>((r) => {
-            locked = r;
-          });
-          const lock = locker.begin(async (tx) => {
-            await tx`lock table notes in access exclusive mode`;
-            locked();
-            await Promise.race([held, new Promise((r) => setTimeout(r, 3000))]);
-          });
-          await lockTaken;
+          const lock = await lockNotes(locker, 3000);
+          release = lock.release;
           const ac = new AbortController();
           const t0 = performance.now();
           const calls = Array.from({ length: 8 }, () =>
-            call
-              .run(ac.signal, async () => {
-                await database.db.execute(sql`select count(*)::int as n from notes`);
-              })
-              .then(
-                () => "answered",
-                (e: unknown) => (isQueryCancelled(e) ? "cancelled" : String(e)),
+            outcome(
+              call.run(
+                ac.signal,
+                async () => await database.db.execute(sql`select count(*)::int as n from notes`),
               ),
+            ),
           );
           setTimeout(() => ac.abort(), abortAfterMs);
           const outcomes = await Promise.all(calls);
@@ -298,7 +300,7 @@ describe.runIf(adminUrl)("openDatabase on PostgreSQL", () => {
             select count(*)::int as n from pg_stat_activity
             where application_name = ${app} and wait_event_type = 'Lock'`;
           release();
-          await lock;
+          await lock.done;
 
           expect(outcomes).toEqual(Array(8).fill("cancelled"));
           expect(calledFor).toBeLessThan(abortAfterMs + 200);
