@@ -55,7 +55,7 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \\
   CMD ["node", "/app/dist/health-probe.mjs"]
 # node is PID 1: the service handles SIGTERM itself (drain, then exit 0) and exits on SIGINT.
 STOPSIGNAL SIGTERM
-ENTRYPOINT ${JSON.stringify(["node", ...NODE_FLAGS, "/app/dist/main.mjs"]).replaceAll(",", ", ")}
+ENTRYPOINT [${["node", ...NODE_FLAGS, "/app/dist/main.mjs"].map((arg) => JSON.stringify(arg)).join(", ")}]
 `;
 }
 
