@@ -4,10 +4,11 @@
  * service) writes services/<svc>/dist/main.mjs and dist/health-probe.mjs, tree-shaken and minified, with
  * nothing left to resolve at run time but Node's own modules. Runs on Node 24 without a build step.
  */
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { isBuiltin } from "node:module";
 import { dirname, join, relative } from "node:path";
-import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { type BuildOptions, build, type Plugin } from "esbuild";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../../..");
 
@@ -20,38 +21,142 @@ export interface BundleReport {
   ms: number;
 }
 
-export async function bundleService(service: string): Promise<BundleReport> {
-  const dir = join(root, "services", service);
-  const entry = join(dir, "src/main.ts");
+function serviceEntry(service: string): string {
+  const entry = join(root, "services", service, "src/main.ts");
   if (!existsSync(entry)) throw new Error(`no such service: ${service} (expected ${relative(root, entry)})`);
-  const outdir = join(dir, "dist");
+  return entry;
+}
+
+/**
+ * Node's own modules, imported the CommonJS way. An ES `import` of a builtin makes Node build an ES
+ * facade that reads every export, so each lazy getter runs at start-up: `node:http`'s
+ * WebSocket/MessageEvent/CloseEvent load undici (~45-60 ms on this machine; nodejs/node#59686), and
+ * tls, crypto and fs have lazy getters of their own. Here each such import becomes a CommonJS module
+ * whose exports esbuild reads only when used.
+ */
+export const builtinsViaRequire: Plugin = {
+  name: "builtins-via-require",
+  setup(b) {
+    b.onResolve({ filter: /^[a-z_][a-z0-9_/:]*$/ }, (args) => {
+      if (args.kind !== "import-statement" && args.kind !== "dynamic-import") return undefined;
+      if (!isBuiltin(args.path)) return undefined;
+      const name = args.path.startsWith("node:") ? args.path : `node:${args.path}`;
+      return { path: name, namespace: "builtin-via-require" };
+    });
+    b.onLoad({ filter: /.*/, namespace: "builtin-via-require" }, (args) => ({
+      contents: `module.exports = require(${JSON.stringify(args.path)});`,
+      loader: "js",
+    }));
+  },
+};
+
+export const bundleOptions: BuildOptions = {
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  target: "node24",
+  treeShaking: true,
+  legalComments: "none",
+  // CommonJS dependencies call require(); give the ESM bundle one.
+  banner: { js: "import{createRequire as __cr}from'node:module';const require=__cr(import.meta.url);" },
+  logLevel: "warning",
+  absWorkingDir: root,
+};
+
+export async function bundleService(service: string): Promise<BundleReport> {
+  const entry = serviceEntry(service);
+  const outdir = join(root, "services", service, "dist");
   const started = performance.now();
   const result = await build({
+    ...bundleOptions,
+    metafile: true,
     entryPoints: {
       main: entry,
       "health-probe": join(root, "packages/runtime/src/health-probe.ts"),
     },
     outdir,
     outExtension: { ".js": ".mjs" },
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    target: "node24",
     // BUNDLE_MINIFY=0: readable function names, for CPU profiles of the bundles (bench/profile.ts).
     minify: process.env.BUNDLE_MINIFY !== "0",
-    treeShaking: true,
-    legalComments: "none",
     external: notInImages,
-    // CommonJS dependencies call require(); give the ESM bundle one.
-    banner: { js: "import{createRequire as __cr}from'node:module';const require=__cr(import.meta.url);" },
-    metafile: true,
-    logLevel: "warning",
+    plugins: [builtinsViaRequire],
   });
   const files = Object.entries(result.metafile.outputs).map(([path, out]) => ({
     path: relative(root, join(root, path)),
     bytes: out.bytes,
   }));
   return { service, files, ms: Math.round(performance.now() - started) };
+}
+
+/**
+ * PGlite stays outside the bundle (it loads its WebAssembly and data files from beside its own module),
+ * and a bundle written elsewhere than the package that depends on it could not find it by name: the
+ * import is rewritten to the file it resolves to from the importing source, as `node` would resolve it
+ * there.
+ */
+const embeddedFromInstall: Plugin = {
+  name: "embedded-from-install",
+  setup(b) {
+    b.onResolve({ filter: /^@electric-sql\/pglite(\/.*)?$/ }, async (args) => {
+      if (args.pluginData === "embedded-from-install") return undefined;
+      const found = await b.resolve(args.path, {
+        kind: args.kind,
+        resolveDir: args.resolveDir,
+        pluginData: "embedded-from-install",
+      });
+      if (found.errors.length > 0) return { errors: found.errors };
+      return { path: pathToFileURL(found.path).href, external: true };
+    });
+  },
+};
+
+/**
+ * Bundles one service for `pnpm start` (scripts/start.ts) into services/<svc>/.start/main.mjs (beside
+ * dist/, so `../migrations` still names the service's migrations) and returns its path: the images'
+ * bundle, but readable (not minified) and with embedded PGlite, which the images leave out, loaded from
+ * this checkout's install. One file loads in a fraction of the time the same sources take through tsx
+ * (docs/BENCHMARKS.md, "Start-up and memory"). The bundle is kept while every file it was built from
+ * (sources, dependencies, the lockfile, this builder) is still there and unchanged since the build began.
+ */
+export async function bundleForLocalRun(service: string): Promise<{ path: string; built: boolean }> {
+  const outfile = join(root, "services", service, ".start", "main.mjs");
+  const inputsFile = join(dirname(outfile), "inputs.json");
+  if (existsSync(outfile) && upToDate(inputsFile)) return { path: outfile, built: false };
+  const startedAt = Date.now();
+  const result = await build({
+    ...bundleOptions,
+    metafile: true,
+    entryPoints: [serviceEntry(service)],
+    outfile,
+    minify: false,
+    plugins: [builtinsViaRequire, embeddedFromInstall],
+    // The terminal pretty-printer is required by name at run time (packages/runtime/src/logger.ts);
+    // scripts/start.ts points NODE_PATH at its install.
+    external: ["pino-pretty"],
+  });
+  const inputs = [
+    // Files only: modules of a plugin's namespace are listed as "namespace:path".
+    ...Object.keys(result.metafile.inputs)
+      .filter((p) => !p.startsWith("<") && !/^[\w-]+:/.test(p))
+      .map((p) => join(root, p)),
+    join(root, "pnpm-lock.yaml"),
+    fileURLToPath(import.meta.url),
+  ];
+  // Compared with the time the build began: a file saved while it ran may not be in it.
+  writeFileSync(inputsFile, JSON.stringify({ startedAt, inputs }));
+  return { path: outfile, built: true };
+}
+
+function upToDate(inputsFile: string): boolean {
+  try {
+    const { startedAt, inputs } = JSON.parse(readFileSync(inputsFile, "utf8")) as {
+      startedAt: number;
+      inputs: string[];
+    };
+    return inputs.every((p) => statSync(p).mtimeMs < startedAt);
+  } catch {
+    return false; // no bundle yet, or an input gone
+  }
 }
 
 export function allServices(): string[] {

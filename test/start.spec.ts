@@ -1,0 +1,131 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, rmSync, statSync, utimesSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+import { bundleForLocalRun } from "../packages/build/src/bundle.ts";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const app = "http://127.0.0.1:8080/dispatch.app.v1.AppService";
+
+/**
+ * `pnpm start` as README gives it, its PGlite folders under `dataRoot`; resolves at the "all healthy" banner.
+ * Its ports are fixed (8080, 5005x, 5105x) and inside the kernel's ephemeral range, where another suite's
+ * listener on port 0 may sit for a moment: a start that failed on EADDRINUSE is tried again, anything else fails.
+ */
+async function pnpmStart(dataRoot: string): Promise<ChildProcess> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await pnpmStartOnce(dataRoot);
+    } catch (err) {
+      if (attempt >= 3 || !String((err as Error).message).includes("EADDRINUSE")) throw err;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
+async function pnpmStartOnce(dataRoot: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ["--import", "tsx", "scripts/start.ts"], {
+    cwd: root,
+    env: { ...process.env, LOG_LEVEL: "warn", DATA_ROOT: dataRoot },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d;
+      if (out.includes("Dispatch is up")) resolve();
+    });
+    child.stderr!.on("data", (d: Buffer) => {
+      out += d;
+    });
+    child.once("exit", (code) =>
+      reject(new Error(`pnpm start exited ${code} before all were healthy:\n${out}`)),
+    );
+  });
+  return child;
+}
+
+/** Ctrl-C, as a developer stops it: every service drains and the launcher exits 0. */
+async function interrupt(child: ChildProcess): Promise<number | null> {
+  const exited = once(child, "exit");
+  child.kill("SIGINT");
+  const [code] = await exited;
+  return code as number | null;
+}
+
+interface Answers {
+  SignUp: { session: { accessToken: string } };
+  SignIn: { session: { accessToken: string } };
+  ListRestaurants: { restaurants: { id: string }[] };
+  PlaceOrder: { order: { id: string; restaurantName: string } };
+  ListActiveOrders: { orders: { id: string }[] };
+}
+
+async function call<M extends keyof Answers>(method: M, body: unknown, token?: string): Promise<Answers[M]> {
+  const res = await fetch(`${app}/${method}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+  });
+  const json: unknown = await res.json();
+  if (res.status !== 200) throw new Error(`${method}: HTTP ${res.status} ${JSON.stringify(json)}`);
+  return json as Answers[M];
+}
+
+describe("pnpm start", () => {
+  const dataRoot = mkdtempSync(join(tmpdir(), "dispatch-start-test-"));
+  afterAll(() => rmSync(dataRoot, { recursive: true, force: true }));
+  const credentials = { email: "start@example.com", password: "correct horse battery" };
+
+  it("brings all six up on new PGlite folders, serves the walkthrough, and keeps its data for the next start", async () => {
+    const first = await pnpmStart(dataRoot);
+    let orderId: string;
+    try {
+      const { session } = await call("SignUp", credentials);
+      const { restaurants } = await call("ListRestaurants", { pageSize: 1 });
+      expect(restaurants).toHaveLength(1);
+      const { order } = await call(
+        "PlaceOrder",
+        {
+          requestId: "start-test-0001",
+          restaurantId: "rst-001",
+          items: [{ menuItemId: "rst-001-item-01", quantity: 2 }],
+          deliveryAddress: { line1: "Torstrasse 1", city: "Berlin", countryCode: "DE" },
+        },
+        session.accessToken,
+      );
+      expect(order.restaurantName).toBe("Forno Rosso");
+      orderId = order.id;
+    } finally {
+      expect(await interrupt(first)).toBe(0);
+    }
+
+    const bundle = join(root, "services/orders/.start/main.mjs");
+    const builtAt = statSync(bundle).mtimeMs;
+    const again = await pnpmStart(dataRoot);
+    try {
+      // The same databases (identity's user, orders' order) and the same bundles, not rebuilt.
+      const { session } = await call("SignIn", credentials);
+      const { orders } = await call("ListActiveOrders", {}, session.accessToken);
+      expect(orders.map((o) => o.id)).toEqual([orderId]);
+      expect(statSync(bundle).mtimeMs).toBe(builtAt);
+    } finally {
+      expect(await interrupt(again)).toBe(0);
+    }
+  }, 240_000);
+
+  it("rebuilds a service's bundle when one of its sources changes, and only then", async () => {
+    await bundleForLocalRun("payments");
+    expect((await bundleForLocalRun("payments")).built).toBe(false);
+    const source = join(root, "services/payments/src/main.ts");
+    const now = new Date();
+    utimesSync(source, now, now);
+    const rebuilt = await bundleForLocalRun("payments");
+    expect(rebuilt.built).toBe(true);
+    expect(statSync(rebuilt.path).mtimeMs).toBeGreaterThanOrEqual(now.getTime() - 1000);
+    expect((await bundleForLocalRun("payments")).built).toBe(false);
+  }, 60_000);
+});
