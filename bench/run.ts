@@ -179,8 +179,9 @@ async function startupScenario(): Promise<void> {
   const content = `Each service's bundle (\`services/<svc>/dist/main.mjs\`, what the images run) started as a process
 on this machine against the local PostgreSQL (migrations already applied by the first of three starts;
 the median start is shown), timed from spawn to the first SERVING answer on grpc.health.v1, then its RSS
-after 2 s idle. \`pnpm start\` (all six through tsx, each on its own PGlite folder) to its "all
-healthy" banner (bar ≤ 10 s): the first start, which creates and migrates the six databases,
+after 2 s idle. \`pnpm start\` (all six from their local bundles, each on its own PGlite folder) to its "all
+healthy" banner (bar ≤ 10 s): the first start, as on a fresh clone (it builds the local bundles, and
+creates and migrates the five databases),
 **${(pnpmStartMs / 1000).toFixed(1)} s**; a later start on the same folders, **${(pnpmRestartMs / 1000).toFixed(1)} s**. For scale: Node 24
 itself, idle and running nothing, has an RSS of ${bareNode.rssMb} MB here. RSS is split as the kernel
 counts it (\`/proc/<pid>/status\`): anonymous pages are the process's own (V8's heap, malloc, stacks);

@@ -1,7 +1,8 @@
 /**
  * Start-up and memory (`pnpm bench:startup`, part of `pnpm bench`): each service's bundle
  * (services/<svc>/dist/main.mjs, as the images run it) from process start to SERVING on grpc.health.v1,
- * its idle RSS, and `pnpm start` (every service through tsx on PGlite) to all healthy.
+ * its idle RSS, and `pnpm start` (every service from its local bundle on PGlite) to all healthy: first as on a
+ * fresh clone (no local bundles, no databases), then again.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -142,8 +143,48 @@ async function measureService(svc: (typeof services)[number]): Promise<StartupRo
   };
 }
 
+/** The fixed ports `pnpm start` listens on (scripts/start.ts; README's table). */
+const pnpmStartPorts = [
+  8080, 50050, 50051, 50052, 50053, 50054, 50055, 51050, 51051, 51052, 51053, 51054, 51055,
+];
+
+function listenable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once("error", () => resolve(false));
+    s.listen(port, "0.0.0.0", () => s.close(() => resolve(true)));
+  });
+}
+
+/**
+ * Waits (up to 15 s) until no process listens on `pnpm start`'s ports, and otherwise names the one that
+ * does: a full `pnpm bench` once failed here with payments' EADDRINUSE on 50054 and nothing to say who held it.
+ */
+async function pnpmStartPortsFree(): Promise<void> {
+  const until = performance.now() + 15_000;
+  for (;;) {
+    const busy: number[] = [];
+    for (const port of pnpmStartPorts) if (!(await listenable(port))) busy.push(port);
+    if (busy.length === 0) return;
+    if (performance.now() > until) {
+      let holders = "";
+      try {
+        holders = execFileSync("ss", ["-ltnp"], { encoding: "utf8" })
+          .split("\n")
+          .filter((l) => busy.some((p) => l.includes(`:${p} `)))
+          .join("\n");
+      } catch {
+        holders = "(ss not available)";
+      }
+      throw new Error(`pnpm start's ports ${busy.join(", ")} are taken:\n${holders}`);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
 /** `pnpm start` from spawn to its "all healthy" banner, its PGlite folders under `dataRoot`. */
 async function measurePnpmStart(dataRoot: string): Promise<number> {
+  await pnpmStartPortsFree();
   const t0 = performance.now();
   const child = spawn(process.execPath, ["--import", "tsx", "scripts/start.ts"], {
     cwd: root,
@@ -191,7 +232,10 @@ export async function startup(): Promise<{
     );
     rows.push(row);
   }
-  // As a developer meets it: the first start creates and migrates six PGlite databases; later starts reuse them.
+  // As a developer meets it: the first start builds the local bundles and creates and migrates the
+  // databases; later starts reuse both.
+  for (const svc of services)
+    rmSync(join(root, "services", svc.service, ".start"), { recursive: true, force: true });
   const dataRoot = mkdtempSync(join(tmpdir(), "dispatch-start-"));
   try {
     const pnpmStartMs = await measurePnpmStart(dataRoot);
