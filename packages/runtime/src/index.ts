@@ -19,6 +19,7 @@ export {
   type FieldViolation,
   FieldViolations,
   invalidArgument,
+  toWireStatus,
 } from "./errors.ts";
 export { frame, MessageReader, MessageTooLargeError, parseTimeout } from "./grpc-protocol.ts";
 export type {
@@ -46,6 +47,7 @@ export { Poller } from "./poller.ts";
 export { type ServeOptions, type Server, serve } from "./serve.ts";
 export {
   clientSpan,
+  consumerSpan,
   dbSpan,
   flushTracing,
   injectContext,

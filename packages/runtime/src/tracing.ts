@@ -178,7 +178,37 @@ export function serverSpan(
   method: string,
   attributes: Attributes = {},
 ): OpenSpan {
-  const traceparent = getter.get(headers, "traceparent");
+  return continuedSpan(
+    headers,
+    `${service}/${method}`,
+    SpanKind.SERVER,
+    { "rpc.system": "grpc", "rpc.service": service, "rpc.method": method, ...attributes },
+    (c) => SERVER_ERRORS.has(c),
+  );
+}
+
+/**
+ * A CONSUMER span for handling one event of several received in one call (HandleEvents), child of the
+ * trace context the event carries, so each event's handling joins the trace of the request that wrote it.
+ * Run the handling with it as the call's `traceSpan` (runInCall) for its SQL spans and calls to nest under
+ * it; `end(code)` marks any code but OK an error.
+ */
+export function consumerSpan(
+  carrier: Record<string, string>,
+  name: string,
+  attributes: Attributes = {},
+): OpenSpan {
+  return continuedSpan(carrier, name, SpanKind.CONSUMER, attributes, (c) => c !== 0);
+}
+
+function continuedSpan(
+  carrier: HeaderSource,
+  name: string,
+  kind: SpanKind,
+  attributes: Attributes,
+  errorCodes: (code: number) => boolean,
+): OpenSpan {
+  const traceparent = getter.get(carrier, "traceparent");
   const caller = traceparent === undefined ? null : TRACEPARENT.exec(traceparent);
   // Tracing off: the call still has W3C ids (the caller's trace id, or a new one) for its log lines and
   // for the services it calls, so one request shares one trace_id everywhere.
@@ -190,16 +220,9 @@ export function serverSpan(
     // The caller did not sample: follow it, keeping its trace id for the logs.
     return unsampled(caller[1]);
   }
-  const parent = propagation.extract(ROOT_CONTEXT, headers, getter);
-  const span = tracer.startSpan(
-    `${service}/${method}`,
-    {
-      kind: SpanKind.SERVER,
-      attributes: { "rpc.system": "grpc", "rpc.service": service, "rpc.method": method, ...attributes },
-    },
-    parent,
-  );
-  return open(span, trace.setSpan(parent, span), (c) => SERVER_ERRORS.has(c));
+  const parent = propagation.extract(ROOT_CONTEXT, carrier, getter);
+  const span = tracer.startSpan(name, { kind, attributes }, parent);
+  return open(span, trace.setSpan(parent, span), errorCodes);
 }
 
 /** A CLIENT span for an outgoing call, child of the current span; its context goes into `headers`. */
