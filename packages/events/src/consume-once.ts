@@ -2,6 +2,7 @@ import { Code } from "@connectrpc/connect";
 import { type Event, EventSubscriberService } from "@dispatch/gen/dispatch/events/v1/events_pb.ts";
 import { DispatchError, type ServiceRegistration } from "@dispatch/runtime";
 import type { PgDatabase, PgQueryResultHKT, PgTransaction } from "drizzle-orm/pg-core";
+import { handleEventsWith } from "./handle-events.ts";
 import { processedEvents } from "./tables.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: consumers work on any service's schema
@@ -43,19 +44,27 @@ export function eventSubscriberService(
   apply: (event: Event, tx: AnyTx) => Promise<void>,
   options: EventSubscriberOptions = {},
 ): ServiceRegistration<typeof EventSubscriberService> {
+  const handle = async (event: Event): Promise<{ duplicate: boolean }> => {
+    if (!event.id) {
+      throw new DispatchError(Code.InvalidArgument, "event.id is required", {
+        fieldViolations: [{ field: "event.id", description: "is required" }],
+      });
+    }
+    if (options.handles && !options.handles(event)) return { duplicate: false };
+    return consumeOnce(db, event.id, (tx) => apply(event, tx));
+  };
   return [
     EventSubscriberService,
     {
-      async handleEvent(req) {
-        const event = req.event;
-        if (!event?.id) {
-          throw new DispatchError(Code.InvalidArgument, "event.id is required", {
-            fieldViolations: [{ field: "event.id", description: "is required" }],
+      handleEvent(req) {
+        if (!req.event) {
+          throw new DispatchError(Code.InvalidArgument, "event is required", {
+            fieldViolations: [{ field: "event", description: "is required" }],
           });
         }
-        if (options.handles && !options.handles(event)) return { duplicate: false };
-        return consumeOnce(db, event.id, (tx) => apply(event, tx));
+        return handle(req.event);
       },
+      handleEvents: handleEventsWith(handle),
     },
   ];
 }

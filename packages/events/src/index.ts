@@ -1,4 +1,5 @@
 export { type AnyTx, consumeOnce, eventSubscriberService } from "./consume-once.ts";
+export { handleEventsWith, MAX_EVENTS_PER_CALL } from "./handle-events.ts";
 export { OutboxRelay, type OutboxRelayOptions, type Subscriber } from "./outbox-relay.ts";
 export { outboxRow } from "./outbox-row.ts";
 export { subscribersFrom } from "./subscribers.ts";

@@ -1,7 +1,12 @@
 import { fromBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { Client } from "@dispatch/client";
 import { rowsOf } from "@dispatch/db";
-import { EventSchema, type EventSubscriberService } from "@dispatch/gen/dispatch/events/v1/events_pb.ts";
+import {
+  type Event,
+  EventSchema,
+  type EventSubscriberService,
+} from "@dispatch/gen/dispatch/events/v1/events_pb.ts";
 import { counter, gauge, Poller, withContextFrom } from "@dispatch/runtime";
 import { sql } from "drizzle-orm";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
@@ -31,6 +36,15 @@ export interface OutboxRelayOptions {
   deliveryTimeoutMs?: number;
 }
 
+interface Pending {
+  row: Claimed;
+  event: Event;
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
 interface Claimed {
   id: string;
   subject: string;
@@ -46,6 +60,8 @@ interface Claimed {
 export class OutboxRelay {
   private readonly poller: Poller;
   private lagCheckedAt = 0;
+  /** Subscribers that answered HandleEvents with UNIMPLEMENTED, until when they are sent one event a call. */
+  private readonly oneByOneUntil = new Map<string, number>();
 
   constructor(private readonly opts: OutboxRelayOptions) {
     this.poller = new Poller("outbox-relay", () => this.round(), opts.logger, opts.pollIntervalMs ?? 250);
@@ -82,61 +98,100 @@ export class OutboxRelay {
   }
 
   /**
-   * One round: claim, deliver, record. Returns how many events were delivered. The delivered events of a
-   * round are marked published in one statement (one commit), not one each.
+   * One round: claim, deliver, record. Returns how many events were delivered. Each subscriber gets the
+   * round's events in one HandleEvents call (one HandleEvent per event from a subscriber that does not
+   * implement it, and for a round of one); an event is published once every subscriber has handled it,
+   * and the round's delivered events are marked published in one statement (one commit), not one each.
    */
   async runOnce(): Promise<number> {
     const claimed = await this.claim();
-    const delivered: string[] = [];
+    if (claimed.length === 0) return 0;
+    // Why each event that is not delivered this round failed (its first failure), by outbox row id.
+    const failures = new Map<string, string>();
+    const round: Pending[] = [];
+    for (const row of claimed) {
+      try {
+        round.push({ row, event: fromBinary(EventSchema, row.payload) });
+      } catch (err) {
+        failures.set(row.id, `undecodable event: ${messageOf(err)}`);
+      }
+    }
+    await Promise.all(this.opts.subscribers.map((s) => this.deliverTo(s, round, failures)));
     await Promise.all(
-      claimed.map(async (row) => {
-        try {
-          const event = fromBinary(EventSchema, row.payload);
-          for (const s of this.opts.subscribers) {
-            try {
-              // The delivery continues the trace of the request that wrote the event.
-              await withContextFrom(
-                event.traceContext,
-                "outbox deliver",
-                {
-                  "messaging.system": "dispatch-outbox",
-                  "messaging.destination.name": s.name,
-                  "messaging.message.id": event.id,
-                },
-                () => s.client.handleEvent({ event }, { timeoutMs: this.opts.deliveryTimeoutMs ?? 5000 }),
-              );
-              deliveries.inc({ subscriber: s.name, result: "ok" });
-            } catch (err) {
-              deliveries.inc({ subscriber: s.name, result: "failed" });
-              throw err;
-            }
-          }
-          delivered.push(row.id);
-        } catch (err) {
-          const backoff = this.backoffMs(row.attempts);
-          const message = err instanceof Error ? err.message : String(err);
-          await this.opts.db.execute(
-            sql`update outbox set next_attempt_at = now() + make_interval(secs => ${backoff / 1000}), last_error = ${message} where id = ${row.id}`,
-          );
-          this.opts.logger.warn(
-            {
-              eventId: row.id,
-              subject: row.subject,
-              attempts: row.attempts,
-              retryInMs: backoff,
-              err: message,
-            },
-            "event delivery failed; will retry",
-          );
-        }
-      }),
+      claimed.filter((r) => failures.has(r.id)).map((r) => this.retryLater(r, failures.get(r.id)!)),
     );
+    const delivered = round.filter((p) => !failures.has(p.row.id)).map((p) => p.row.id);
     if (delivered.length > 0) {
       await this.opts.db.execute(
         sql`update outbox set published_at = now(), last_error = null where id = any(${sql.param(delivered)}::uuid[])`,
       );
     }
     return delivered.length;
+  }
+
+  /** Delivers `round` to one subscriber, recording each event it did not take in `failures`. */
+  private async deliverTo(s: Subscriber, round: Pending[], failures: Map<string, string>): Promise<void> {
+    const timeoutMs = this.opts.deliveryTimeoutMs ?? 5000;
+    const failed = (p: Pending, why: string) => {
+      deliveries.inc({ subscriber: s.name, result: "failed" });
+      if (!failures.has(p.row.id)) failures.set(p.row.id, `${s.name}: ${why}`);
+    };
+    if (round.length > 1 && (this.oneByOneUntil.get(s.name) ?? 0) <= Date.now()) {
+      try {
+        // Each event's handling joins its own request's trace on the subscriber's side (a CONSUMER
+        // span per event); one call cannot be the child of several traces.
+        const { results } = await s.client.handleEvents({ events: round.map((p) => p.event) }, { timeoutMs });
+        round.forEach((p, i) => {
+          const r = results[i];
+          if (!r || r.eventId !== p.event.id) failed(p, `answered ${results.length} results out of order`);
+          else if (r.code !== 0) failed(p, `${Code[r.code] ?? r.code}: ${r.message}`);
+          else deliveries.inc({ subscriber: s.name, result: "ok" });
+        });
+        return;
+      } catch (err) {
+        if (!(err instanceof ConnectError && err.code === Code.Unimplemented)) {
+          for (const p of round) failed(p, messageOf(err));
+          return;
+        }
+        // An older subscriber: one HandleEvent per event, and HandleEvents asked again in a minute.
+        this.oneByOneUntil.set(s.name, Date.now() + 60_000);
+        this.opts.logger.info(
+          { subscriber: s.name },
+          "subscriber does not implement HandleEvents; delivering one event per call",
+        );
+      }
+    }
+    await Promise.all(
+      round.map(async (p) => {
+        try {
+          // The delivery continues the trace of the request that wrote the event.
+          await withContextFrom(
+            p.event.traceContext,
+            "outbox deliver",
+            {
+              "messaging.system": "dispatch-outbox",
+              "messaging.destination.name": s.name,
+              "messaging.message.id": p.event.id,
+            },
+            () => s.client.handleEvent({ event: p.event }, { timeoutMs }),
+          );
+          deliveries.inc({ subscriber: s.name, result: "ok" });
+        } catch (err) {
+          failed(p, messageOf(err));
+        }
+      }),
+    );
+  }
+
+  private async retryLater(row: Claimed, message: string): Promise<void> {
+    const backoff = this.backoffMs(row.attempts);
+    await this.opts.db.execute(
+      sql`update outbox set next_attempt_at = now() + make_interval(secs => ${backoff / 1000}), last_error = ${message} where id = ${row.id}`,
+    );
+    this.opts.logger.warn(
+      { eventId: row.id, subject: row.subject, attempts: row.attempts, retryInMs: backoff, err: message },
+      "event delivery failed; will retry",
+    );
   }
 
   private async claim(): Promise<Claimed[]> {

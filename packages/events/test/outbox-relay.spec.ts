@@ -9,7 +9,7 @@ import { createTestDatabase, type TestDatabase } from "@dispatch/testing";
 import { sql } from "drizzle-orm";
 import pino from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { OutboxRelay, outbox, outboxRow } from "../src/index.ts";
+import { handleEventsWith, OutboxRelay, outbox, outboxRow } from "../src/index.ts";
 import { schema } from "./fixtures/schema.ts";
 
 let test: TestDatabase;
@@ -68,6 +68,48 @@ async function subscriber(name: string, failing: (e: Event) => boolean = () => f
     retry: false,
   });
   return { name, client, received };
+}
+
+/** A current subscriber: HandleEvents (one call per round) as well as HandleEvent; counts both. */
+async function batchSubscriber(name: string, failing: (e: Event) => boolean = () => false) {
+  const received: Event[] = [];
+  const calls = { handleEvent: 0, handleEvents: 0 };
+  const handleOne = async (event: Event) => {
+    if (failing(event)) throw new DispatchError(Code.FailedPrecondition, "not yet");
+    received.push(event);
+    return { duplicate: false };
+  };
+  const batch = handleEventsWith(handleOne);
+  const server = await serve({
+    name,
+    port: 0,
+    host: "127.0.0.1",
+    adminPort: false,
+    logger,
+    services: [
+      [
+        EventSubscriberService,
+        {
+          handleEvent(req) {
+            calls.handleEvent++;
+            return handleOne(req.event!);
+          },
+          handleEvents(req, ctx) {
+            calls.handleEvents++;
+            return batch(req, ctx);
+          },
+        },
+      ],
+    ],
+  });
+  servers.push(server);
+  const client = createClient(EventSubscriberService, {
+    target: `127.0.0.1:${server.port}`,
+    name,
+    breaker: { volumeThreshold: 1000 },
+    retry: false,
+  });
+  return { name, client, received, calls };
 }
 
 function event(subject: string, n: number) {
@@ -163,6 +205,43 @@ describe(`outbox relay (${process.env.TEST_DATABASE_URL ? "postgres" : "pglite"}
         "5@example.com",
       ]);
     }
+  });
+
+  it("sends a subscriber a round in one HandleEvents call, retries only the event it refused, and still serves an older one", async () => {
+    let refusals = 1;
+    const current = await batchSubscriber("current", (e) => e.subject === "refused" && refusals-- > 0);
+    const older = await subscriber("older");
+    const rows = ["a", "b", "c", "refused", "d", "e"].map((subject) => event(subject, 1));
+    await database.db.insert(outbox).values(rows);
+    const relay = new OutboxRelay({
+      db: database.db,
+      subscribers: [current, older],
+      logger,
+      pollIntervalMs: 20,
+      maxBackoffMs: 200,
+    });
+    relays.push(relay);
+    relay.start();
+    await waitFor(async () => (await relay.lagSeconds()) === 0 && current.received.length === 6);
+    // The six events in one call; the refused one again later, alone (a round of one is a HandleEvent).
+    expect(current.calls.handleEvents).toBe(1);
+    expect(current.calls.handleEvent).toBe(1);
+    expect(current.received.map((e) => e.subject).sort()).toEqual(["a", "b", "c", "d", "e", "refused"]);
+    // The older subscriber (HandleEvent only, HandleEvents UNIMPLEMENTED) got every event, one a call;
+    // the refused event reached it twice (at least once), the others once.
+    expect(older.received.map((e) => e.subject).sort()).toEqual([
+      "a",
+      "b",
+      "c",
+      "d",
+      "e",
+      "refused",
+      "refused",
+    ]);
+    const attempts = Object.fromEntries(
+      (await database.db.select().from(outbox)).map((r) => [r.subject, r.attempts]),
+    );
+    expect(attempts).toEqual({ a: 1, b: 1, c: 1, d: 1, e: 1, refused: 2 });
   });
 });
 

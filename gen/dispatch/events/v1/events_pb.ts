@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dispatch/events/v1/events.proto.
  */
 export const file_dispatch_events_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("Ch9kaXNwYXRjaC9ldmVudHMvdjEvZXZlbnRzLnByb3RvEhJkaXNwYXRjaC5ldmVudHMudjEipQQKBUV2ZW50EgoKAmlkGAEgASgJEg4KBnNvdXJjZRgCIAEoCRIPCgdzdWJqZWN0GAMgASgJEi4KCm9jY3VyX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEkIKDXRyYWNlX2NvbnRleHQYBSADKAsyKy5kaXNwYXRjaC5ldmVudHMudjEuRXZlbnQuVHJhY2VDb250ZXh0RW50cnkSNwoMb3JkZXJfcGxhY2VkGAogASgLMh8uZGlzcGF0Y2guZXZlbnRzLnYxLk9yZGVyUGxhY2VkSAASRgoUb3JkZXJfc3RhdHVzX2NoYW5nZWQYCyABKAsyJi5kaXNwYXRjaC5ldmVudHMudjEuT3JkZXJTdGF0dXNDaGFuZ2VkSAASQQoRcGF5bWVudF9zdWNjZWVkZWQYDCABKAsyJC5kaXNwYXRjaC5ldmVudHMudjEuUGF5bWVudFN1Y2NlZWRlZEgAEjsKDnBheW1lbnRfZmFpbGVkGA0gASgLMiEuZGlzcGF0Y2guZXZlbnRzLnYxLlBheW1lbnRGYWlsZWRIABI6Cg51c2VyX3NpZ25lZF91cBgOIAEoCzIgLmRpc3BhdGNoLmV2ZW50cy52MS5Vc2VyU2lnbmVkVXBIABozChFUcmFjZUNvbnRleHRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgkKB3BheWxvYWQibwoLT3JkZXJQbGFjZWQSEAoIb3JkZXJfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIVCg1yZXN0YXVyYW50X2lkGAMgASgJEiYKBXRvdGFsGAQgASgLMhcuZGlzcGF0Y2gudHlwZS52MS5Nb25leSKyAQoST3JkZXJTdGF0dXNDaGFuZ2VkEhAKCG9yZGVyX2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSOAoPcHJldmlvdXNfc3RhdHVzGAMgASgOMh8uZGlzcGF0Y2gub3JkZXJzLnYxLk9yZGVyU3RhdHVzEi8KBnN0YXR1cxgEIAEoDjIfLmRpc3BhdGNoLm9yZGVycy52MS5PcmRlclN0YXR1cxIOCgZyZWFzb24YBSABKAkicgoQUGF5bWVudFN1Y2NlZWRlZBISCgpwYXltZW50X2lkGAEgASgJEhAKCG9yZGVyX2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSJwoGYW1vdW50GAQgASgLMhcuZGlzcGF0Y2gudHlwZS52MS5Nb25leSKTAQoNUGF5bWVudEZhaWxlZBISCgpwYXltZW50X2lkGAEgASgJEhAKCG9yZGVyX2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSMwoGc3RhdHVzGAQgASgOMiMuZGlzcGF0Y2gucGF5bWVudHMudjEuUGF5bWVudFN0YXR1cxIWCg5mYWlsdXJlX3JlYXNvbhgFIAEoCSIuCgxVc2VyU2lnbmVkVXASDwoHdXNlcl9pZBgBIAEoCRINCgVlbWFpbBgCIAEoCSI+ChJIYW5kbGVFdmVudFJlcXVlc3QSKAoFZXZlbnQYASABKAsyGS5kaXNwYXRjaC5ldmVudHMudjEuRXZlbnQiKAoTSGFuZGxlRXZlbnRSZXNwb25zZRIRCglkdXBsaWNhdGUYASABKAgyfQoWRXZlbnRTdWJzY3JpYmVyU2VydmljZRJjCgtIYW5kbGVFdmVudBImLmRpc3BhdGNoLmV2ZW50cy52MS5IYW5kbGVFdmVudFJlcXVlc3QaJy5kaXNwYXRjaC5ldmVudHMudjEuSGFuZGxlRXZlbnRSZXNwb25zZSIDkAICYgZwcm90bzM", [file_dispatch_orders_v1_orders, file_dispatch_payments_v1_payments, file_dispatch_type_v1_money, file_google_protobuf_timestamp]);
+  fileDesc("Ch9kaXNwYXRjaC9ldmVudHMvdjEvZXZlbnRzLnByb3RvEhJkaXNwYXRjaC5ldmVudHMudjEipQQKBUV2ZW50EgoKAmlkGAEgASgJEg4KBnNvdXJjZRgCIAEoCRIPCgdzdWJqZWN0GAMgASgJEi4KCm9jY3VyX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEkIKDXRyYWNlX2NvbnRleHQYBSADKAsyKy5kaXNwYXRjaC5ldmVudHMudjEuRXZlbnQuVHJhY2VDb250ZXh0RW50cnkSNwoMb3JkZXJfcGxhY2VkGAogASgLMh8uZGlzcGF0Y2guZXZlbnRzLnYxLk9yZGVyUGxhY2VkSAASRgoUb3JkZXJfc3RhdHVzX2NoYW5nZWQYCyABKAsyJi5kaXNwYXRjaC5ldmVudHMudjEuT3JkZXJTdGF0dXNDaGFuZ2VkSAASQQoRcGF5bWVudF9zdWNjZWVkZWQYDCABKAsyJC5kaXNwYXRjaC5ldmVudHMudjEuUGF5bWVudFN1Y2NlZWRlZEgAEjsKDnBheW1lbnRfZmFpbGVkGA0gASgLMiEuZGlzcGF0Y2guZXZlbnRzLnYxLlBheW1lbnRGYWlsZWRIABI6Cg51c2VyX3NpZ25lZF91cBgOIAEoCzIgLmRpc3BhdGNoLmV2ZW50cy52MS5Vc2VyU2lnbmVkVXBIABozChFUcmFjZUNvbnRleHRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgkKB3BheWxvYWQibwoLT3JkZXJQbGFjZWQSEAoIb3JkZXJfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIVCg1yZXN0YXVyYW50X2lkGAMgASgJEiYKBXRvdGFsGAQgASgLMhcuZGlzcGF0Y2gudHlwZS52MS5Nb25leSKyAQoST3JkZXJTdGF0dXNDaGFuZ2VkEhAKCG9yZGVyX2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSOAoPcHJldmlvdXNfc3RhdHVzGAMgASgOMh8uZGlzcGF0Y2gub3JkZXJzLnYxLk9yZGVyU3RhdHVzEi8KBnN0YXR1cxgEIAEoDjIfLmRpc3BhdGNoLm9yZGVycy52MS5PcmRlclN0YXR1cxIOCgZyZWFzb24YBSABKAkicgoQUGF5bWVudFN1Y2NlZWRlZBISCgpwYXltZW50X2lkGAEgASgJEhAKCG9yZGVyX2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSJwoGYW1vdW50GAQgASgLMhcuZGlzcGF0Y2gudHlwZS52MS5Nb25leSKTAQoNUGF5bWVudEZhaWxlZBISCgpwYXltZW50X2lkGAEgASgJEhAKCG9yZGVyX2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSMwoGc3RhdHVzGAQgASgOMiMuZGlzcGF0Y2gucGF5bWVudHMudjEuUGF5bWVudFN0YXR1cxIWCg5mYWlsdXJlX3JlYXNvbhgFIAEoCSIuCgxVc2VyU2lnbmVkVXASDwoHdXNlcl9pZBgBIAEoCRINCgVlbWFpbBgCIAEoCSI+ChJIYW5kbGVFdmVudFJlcXVlc3QSKAoFZXZlbnQYASABKAsyGS5kaXNwYXRjaC5ldmVudHMudjEuRXZlbnQiKAoTSGFuZGxlRXZlbnRSZXNwb25zZRIRCglkdXBsaWNhdGUYASABKAgiQAoTSGFuZGxlRXZlbnRzUmVxdWVzdBIpCgZldmVudHMYASADKAsyGS5kaXNwYXRjaC5ldmVudHMudjEuRXZlbnQiSAoUSGFuZGxlRXZlbnRzUmVzcG9uc2USMAoHcmVzdWx0cxgBIAMoCzIfLmRpc3BhdGNoLmV2ZW50cy52MS5FdmVudFJlc3VsdCJRCgtFdmVudFJlc3VsdBIQCghldmVudF9pZBgBIAEoCRIMCgRjb2RlGAIgASgFEg8KB21lc3NhZ2UYAyABKAkSEQoJZHVwbGljYXRlGAQgASgIMuUBChZFdmVudFN1YnNjcmliZXJTZXJ2aWNlEmMKC0hhbmRsZUV2ZW50EiYuZGlzcGF0Y2guZXZlbnRzLnYxLkhhbmRsZUV2ZW50UmVxdWVzdBonLmRpc3BhdGNoLmV2ZW50cy52MS5IYW5kbGVFdmVudFJlc3BvbnNlIgOQAgISZgoMSGFuZGxlRXZlbnRzEicuZGlzcGF0Y2guZXZlbnRzLnYxLkhhbmRsZUV2ZW50c1JlcXVlc3QaKC5kaXNwYXRjaC5ldmVudHMudjEuSGFuZGxlRXZlbnRzUmVzcG9uc2UiA5ACAmIGcHJvdG8z", [file_dispatch_orders_v1_orders, file_dispatch_payments_v1_payments, file_dispatch_type_v1_money, file_google_protobuf_timestamp]);
 
 /**
  * Event is the envelope every domain event travels in.
@@ -299,6 +299,87 @@ export const HandleEventResponseSchema: GenMessage<HandleEventResponse> = /*@__P
   messageDesc(file_dispatch_events_v1_events, 7);
 
 /**
+ * @generated from message dispatch.events.v1.HandleEventsRequest
+ */
+export type HandleEventsRequest = Message<"dispatch.events.v1.HandleEventsRequest"> & {
+  /**
+   * At most 500 events (more is INVALID_ARGUMENT).
+   *
+   * @generated from field: repeated dispatch.events.v1.Event events = 1;
+   */
+  events: Event[];
+};
+
+/**
+ * Describes the message dispatch.events.v1.HandleEventsRequest.
+ * Use `create(HandleEventsRequestSchema)` to create a new message.
+ */
+export const HandleEventsRequestSchema: GenMessage<HandleEventsRequest> = /*@__PURE__*/
+  messageDesc(file_dispatch_events_v1_events, 8);
+
+/**
+ * @generated from message dispatch.events.v1.HandleEventsResponse
+ */
+export type HandleEventsResponse = Message<"dispatch.events.v1.HandleEventsResponse"> & {
+  /**
+   * One per request event, in the request's order.
+   *
+   * @generated from field: repeated dispatch.events.v1.EventResult results = 1;
+   */
+  results: EventResult[];
+};
+
+/**
+ * Describes the message dispatch.events.v1.HandleEventsResponse.
+ * Use `create(HandleEventsResponseSchema)` to create a new message.
+ */
+export const HandleEventsResponseSchema: GenMessage<HandleEventsResponse> = /*@__PURE__*/
+  messageDesc(file_dispatch_events_v1_events, 9);
+
+/**
+ * EventResult is the outcome of one event of a HandleEvents call.
+ *
+ * @generated from message dispatch.events.v1.EventResult
+ */
+export type EventResult = Message<"dispatch.events.v1.EventResult"> & {
+  /**
+   * The event's id, as sent.
+   *
+   * @generated from field: string event_id = 1;
+   */
+  eventId: string;
+
+  /**
+   * The gRPC status code of this event alone (google.rpc.Code): 0 (OK) when it is durably handled (or
+   * was before); any other code means it was not, and the sender delivers it again later.
+   *
+   * @generated from field: int32 code = 2;
+   */
+  code: number;
+
+  /**
+   * What went wrong, when code is not 0.
+   *
+   * @generated from field: string message = 3;
+   */
+  message: string;
+
+  /**
+   * True when this event id had been handled before and nothing was done.
+   *
+   * @generated from field: bool duplicate = 4;
+   */
+  duplicate: boolean;
+};
+
+/**
+ * Describes the message dispatch.events.v1.EventResult.
+ * Use `create(EventResultSchema)` to create a new message.
+ */
+export const EventResultSchema: GenMessage<EventResult> = /*@__PURE__*/
+  messageDesc(file_dispatch_events_v1_events, 10);
+
+/**
  * EventSubscriberService is implemented by every service that consumes domain events. A producer
  * writes its state change and an outbox row in one transaction; a relay then delivers each event
  * here at least once. Consumers deduplicate by Event.id so each effect happens once.
@@ -315,6 +396,18 @@ export const EventSubscriberService: GenService<{
     methodKind: "unary";
     input: typeof HandleEventRequestSchema;
     output: typeof HandleEventResponseSchema;
+  },
+  /**
+   * HandleEvents applies several events, each as HandleEvent would, and answers for each one. A relay
+   * sends one call per round of events instead of one per event; it falls back to HandleEvent for a
+   * subscriber that answers UNIMPLEMENTED. Events of one subject are applied in the request's order.
+   *
+   * @generated from rpc dispatch.events.v1.EventSubscriberService.HandleEvents
+   */
+  handleEvents: {
+    methodKind: "unary";
+    input: typeof HandleEventsRequestSchema;
+    output: typeof HandleEventsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_dispatch_events_v1_events, 0);
