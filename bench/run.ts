@@ -15,6 +15,7 @@ import { EchoRequestSchema, EchoService } from "../gen/dispatch/echo/v1/echo_pb.
 import { NODE_FLAGS } from "../packages/build/src/node-flags.ts";
 import { grpcBody, h2load, h2loadVersion, type LoadResult } from "./h2load.ts";
 import { mobileReport } from "./mobile-report.ts";
+import { relayScenario } from "./relay.ts";
 import { machine, writeSection } from "./report.ts";
 import { startEchoServer } from "./servers/start.ts";
 import { startup } from "./startup.ts";
@@ -197,6 +198,14 @@ ${table}`;
   writeSection("Start-up and memory", content);
 }
 
+const relayIntro = `An outbox relay draining a backlog (after a subscriber was down, or a burst of writes): ${"`"}bench/relay.ts${"`"}
+writes a backlog of OrderPlaced events for distinct orders into orders' outbox table (local PostgreSQL),
+then runs the relay's rounds (up to 100 events each) in the bench process until the backlog is empty,
+delivering to two subscribers, each its own process serving EventSubscriberService through the runtime
+and acknowledging every event: once serving HandleEvents (one call per round and subscriber), once
+serving HandleEvent only (a subscriber built before HandleEvents; one call per event and subscriber).
+Runs in turns; CPU per event from /proc (the relay is this process).`;
+
 const scenario = process.argv[2] ?? "all";
 if (scenario === "hop" || scenario === "all") await hop();
 if (scenario === "mobile" || scenario === "all") {
@@ -206,8 +215,22 @@ if (scenario === "mobile" || scenario === "all") {
   writeSection("Mobile flows under load", content);
   if (!ok) process.exitCode = 1;
 }
+if (scenario === "relay" || scenario === "all") {
+  const { content } = await relayScenario();
+  writeSection(
+    "Relay catch-up",
+    `${relayIntro}
+
+- Date: ${new Date().toISOString().slice(0, 10)}
+- Machine: ${machine(await h2loadVersion().catch(() => "h2load absent"))}
+- Command: \`pnpm bench:relay\`
+
+${content}`,
+  );
+  console.log(content);
+}
 if (scenario === "startup" || scenario === "all") await startupScenario();
-if (!["hop", "mobile", "startup", "all"].includes(scenario)) {
-  console.error(`unknown scenario ${scenario}; use: hop, mobile, startup, all`);
+if (!["hop", "mobile", "relay", "startup", "all"].includes(scenario)) {
+  console.error(`unknown scenario ${scenario}; use: hop, mobile, relay, startup, all`);
   process.exit(2);
 }
