@@ -4,7 +4,7 @@ import { Code } from "@connectrpc/connect";
 import { createClient } from "@dispatch/client";
 import { type Database, openDatabase } from "@dispatch/db";
 import { type Event, EventSubscriberService } from "@dispatch/gen/dispatch/events/v1/events_pb.ts";
-import { DispatchError, type Server, serve } from "@dispatch/runtime";
+import { DispatchError, type Server, type ServiceRegistration, serve } from "@dispatch/runtime";
 import { createTestDatabase, type TestDatabase } from "@dispatch/testing";
 import { sql } from "drizzle-orm";
 import pino from "pino";
@@ -37,35 +37,35 @@ afterAll(async () => {
   await test?.drop();
 });
 
-/** A subscriber that records what it receives and fails while `failing(event)` says so. */
-async function subscriber(name: string, failing: (e: Event) => boolean = () => false) {
-  const received: Event[] = [];
+/** Serves `impl` as an event subscriber and returns the relay's client for it. */
+async function served(name: string, impl: ServiceRegistration<typeof EventSubscriberService>[1]) {
   const server = await serve({
     name,
     port: 0,
     host: "127.0.0.1",
     adminPort: false,
     logger,
-    services: [
-      [
-        EventSubscriberService,
-        {
-          handleEvent(req) {
-            if (failing(req.event!)) throw new DispatchError(Code.Unavailable, "subscriber down");
-            received.push(req.event!);
-            return { duplicate: false };
-          },
-        },
-      ],
-    ],
+    services: [[EventSubscriberService, impl]],
   });
   servers.push(server);
-  const client = createClient(EventSubscriberService, {
+  return createClient(EventSubscriberService, {
     target: `127.0.0.1:${server.port}`,
     name,
     breaker: { volumeThreshold: 1000 },
     // The relay's own backoff is under test, not the client's quick retries.
     retry: false,
+  });
+}
+
+/** A subscriber that records what it receives and fails while `failing(event)` says so. */
+async function subscriber(name: string, failing: (e: Event) => boolean = () => false) {
+  const received: Event[] = [];
+  const client = await served(name, {
+    handleEvent(req) {
+      if (failing(req.event!)) throw new DispatchError(Code.Unavailable, "subscriber down");
+      received.push(req.event!);
+      return { duplicate: false };
+    },
   });
   return { name, client, received };
 }
@@ -80,34 +80,15 @@ async function batchSubscriber(name: string, failing: (e: Event) => boolean = ()
     return { duplicate: false };
   };
   const batch = handleEventsWith(handleOne);
-  const server = await serve({
-    name,
-    port: 0,
-    host: "127.0.0.1",
-    adminPort: false,
-    logger,
-    services: [
-      [
-        EventSubscriberService,
-        {
-          handleEvent(req) {
-            calls.handleEvent++;
-            return handleOne(req.event!);
-          },
-          handleEvents(req, ctx) {
-            calls.handleEvents++;
-            return batch(req, ctx);
-          },
-        },
-      ],
-    ],
-  });
-  servers.push(server);
-  const client = createClient(EventSubscriberService, {
-    target: `127.0.0.1:${server.port}`,
-    name,
-    breaker: { volumeThreshold: 1000 },
-    retry: false,
+  const client = await served(name, {
+    handleEvent(req) {
+      calls.handleEvent++;
+      return handleOne(req.event!);
+    },
+    handleEvents(req, ctx) {
+      calls.handleEvents++;
+      return batch(req, ctx);
+    },
   });
   return { name, client, received, calls };
 }
