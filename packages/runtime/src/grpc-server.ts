@@ -18,7 +18,7 @@ import {
 } from "./grpc-protocol.ts";
 import type { HandlerContext, ServiceRegistration } from "./handler.ts";
 import { accessLogger, RpcLog } from "./logger.ts";
-import { ServerMethodMetrics } from "./metrics.ts";
+import { CODE_NAMES, ServerMethodMetrics } from "./metrics.ts";
 import { type OpenSpan, serverSpan } from "./tracing.ts";
 
 type Kind = "unary" | "server_streaming" | "client_streaming" | "bidi_streaming";
@@ -42,7 +42,6 @@ interface MethodEntry {
 const SUPPORTED_ENCODINGS = "identity,gzip,deflate";
 /** connect's Code enum has no member for success. */
 const OK = 0 as Code;
-const codeNames: Record<number, string> = { ...(Code as unknown as Record<number, string>), 0: "OK" };
 const peers = new WeakMap<http2.ServerHttp2Session, string>();
 
 export interface GrpcServerOptions {
@@ -254,7 +253,7 @@ export class GrpcServer {
     accessLogger(this.opts.logger).info(
       {
         rpc: { service, method },
-        code: codeNames[code],
+        code: CODE_NAMES[code],
         durationMs: round(performance.now() - started),
         peer: peerOf(stream),
         requestId: headerString(headers["x-request-id"]),
@@ -274,7 +273,7 @@ export class GrpcServer {
       this.shedTimer = undefined;
       for (const [e, calls] of this.shedCounts)
         e.rpcLog.logger.info(
-          { code: codeNames[Code.ResourceExhausted], shed: calls, inFlightLimit: this.opts.maxInFlight },
+          { code: CODE_NAMES[Code.ResourceExhausted], shed: calls, inFlightLimit: this.opts.maxInFlight },
           "calls shed in the last second",
         );
       this.shedCounts.clear();
@@ -293,7 +292,7 @@ export class GrpcServer {
     if (err !== undefined)
       call.redactingLog.error(
         {
-          code: codeNames[code],
+          code: CODE_NAMES[code],
           durationMs,
           peer: call.peer,
           requestId: call.requestId,
