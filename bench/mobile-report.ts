@@ -46,7 +46,7 @@ accepts, 1,000,000 a minute: all the load is one user at one address). The load 
 - Machine: ${machine}
 - Command: \`pnpm bench:mobile\` (part of \`pnpm bench\`)
 - Data: ${r.seed.users} users, ${r.seed.orders} orders, ${r.seed.items} order lines (5 per order), ${r.seed.activeOrders} of
-  the orders active, one status-history row per order; seeded in ${r.seed.seedS} s, then \`ANALYZE\`. The signed-in user
+  the orders active, one status-history row per order; seeded in ${r.seed.seedS} s, then \`VACUUM ANALYZE\` and a \`CHECKPOINT\` (included in that time), as a database that has been running. The signed-in user
   has 3 active orders (15 lines) among their 10.
 - Indexes the active-orders plan uses: ${r.indexesUsed.map((i) => `\`${i}\``).join(", ")} (plan below).
 - Responses checked: h2load sees only HTTP statuses, so during every h2load run a real client asks for the
