@@ -1,5 +1,5 @@
 /** Runs the mobile scenarios (bench/mobile.ts) and renders their section of docs/BENCHMARKS.md. */
-import { fixedS, type MobileReport, mobile, type Point, stepS } from "./mobile.ts";
+import { fixedS, type MobileReport, mobile, type Point, placeWarmupS, stepS } from "./mobile.ts";
 
 const ms = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : "–");
 const HEAD =
@@ -94,6 +94,9 @@ Highest rate with p99 ≤ 50 ms: **${r.floorBest} rps**. CPU per call at 500 rps
 request_id is the idempotent replay of one order, not a new one); latency runs from each call's scheduled
 send time; every reply is decoded and checked (OK, a new order id, 5 lines, the total the catalog's prices
 give). The orders outbox relays each OrderPlaced to the gateway and notifications while the load runs.
+Before the fixed run, ${placeWarmupS} s at 200 rps warm the path up, unreported (the stack's first PlaceOrder
+load grows every connection pool on the path, each new PostgreSQL backend planning its statements, and
+has V8 compile the path); each run then has its own 2 s of warm-up.
 
 ${rows([r.placeFixed])}
 
