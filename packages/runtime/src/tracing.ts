@@ -184,13 +184,18 @@ export function serverSpan(
   method: string,
   attributes: Attributes = {},
 ): OpenSpan {
-  return continuedSpan(
-    headers,
+  const left = leftOut(headers);
+  if (left) return left;
+  const parent = propagation.extract(ROOT_CONTEXT, headers, getter);
+  const span = tracer!.startSpan(
     `${service}/${method}`,
-    SpanKind.SERVER,
-    { "rpc.system": "grpc", "rpc.service": service, "rpc.method": method, ...attributes },
-    (c) => SERVER_ERRORS.has(c),
+    {
+      kind: SpanKind.SERVER,
+      attributes: { "rpc.system": "grpc", "rpc.service": service, "rpc.method": method, ...attributes },
+    },
+    parent,
   );
+  return open(span, trace.setSpan(parent, span), (c) => SERVER_ERRORS.has(c));
 }
 
 /**
@@ -204,16 +209,19 @@ export function consumerSpan(
   name: string,
   attributes: Attributes = {},
 ): OpenSpan {
-  return continuedSpan(carrier, name, SpanKind.CONSUMER, attributes, (c) => c !== 0);
+  const left = leftOut(carrier);
+  if (left) return left;
+  const parent = propagation.extract(ROOT_CONTEXT, carrier, getter);
+  const span = tracer!.startSpan(name, { kind: SpanKind.CONSUMER, attributes }, parent);
+  return open(span, trace.setSpan(parent, span), (c) => c !== 0);
 }
 
-function continuedSpan(
-  carrier: HeaderSource,
-  name: string,
-  kind: SpanKind,
-  attributes: Attributes,
-  errorCodes: (code: number) => boolean,
-): OpenSpan {
+/**
+ * The unsampled span of a call or event continued from `carrier` that gets no recorded span, or undefined
+ * when it gets one (tracing on, and the caller sampled it, or a new trace the ratio picked). Decided
+ * before anything of a span is built: an unsampled call, the usual one, pays for nothing more.
+ */
+function leftOut(carrier: HeaderSource): OpenSpan | undefined {
   const traceparent = getter.get(carrier, "traceparent");
   const caller = traceparent === undefined ? null : TRACEPARENT.exec(traceparent);
   // Tracing off: the call still has W3C ids (the caller's trace id, or a new one) for its log lines and
@@ -226,9 +234,7 @@ function continuedSpan(
     // The caller did not sample: follow it, keeping its trace id for the logs.
     return unsampled(caller[1]);
   }
-  const parent = propagation.extract(ROOT_CONTEXT, carrier, getter);
-  const span = tracer.startSpan(name, { kind, attributes }, parent);
-  return open(span, trace.setSpan(parent, span), errorCodes);
+  return undefined;
 }
 
 /** A CLIENT span for an outgoing call, child of the current span; its context goes into `headers`. */
