@@ -9,8 +9,8 @@ import type {
 import {
   consumerSpan,
   currentCall,
-  DispatchError,
   type HandlerContext,
+  invalidArgument,
   runInCall,
   toWireStatus,
 } from "@dispatch/runtime";
@@ -34,10 +34,9 @@ export function handleEventsWith(
 ) => Promise<MessageInitShape<typeof HandleEventsResponseSchema>> {
   return async (req, ctx) => {
     if (req.events.length > MAX_EVENTS_PER_CALL) {
-      throw new DispatchError(
-        Code.InvalidArgument,
+      throw invalidArgument(
+        [{ field: "events", description: `at most ${MAX_EVENTS_PER_CALL}` }],
         `events: at most ${MAX_EVENTS_PER_CALL} per call, got ${req.events.length}`,
-        { fieldViolations: [{ field: "events", description: `at most ${MAX_EVENTS_PER_CALL}` }] },
       );
     }
     const results: EventResult[] = new Array(req.events.length);

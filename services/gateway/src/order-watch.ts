@@ -1,5 +1,6 @@
+import { handleEventsWith } from "@dispatch/events/handle-events";
 import { type Event, EventSubscriberService } from "@dispatch/gen/dispatch/events/v1/events_pb.ts";
-import { invalidArgument, type ServiceRegistration } from "@dispatch/runtime";
+import type { ServiceRegistration } from "@dispatch/runtime";
 
 /**
  * Who is watching which order, fed by orders' events (the gateway subscribes to them on its internal
@@ -39,26 +40,19 @@ export class OrderWatchHub {
 export function orderEventsSubscriber(
   hub: OrderWatchHub,
 ): ServiceRegistration<typeof EventSubscriberService> {
-  const wake = (event: Event) => {
+  // Nothing here can fail for one event alone: every event is answered as handled.
+  const wake = async (event: Event) => {
     const p = event.payload;
     if (p.case === "orderStatusChanged" || p.case === "orderPlaced") hub.notify(p.value.orderId);
+    return { duplicate: false };
   };
   return [
     EventSubscriberService,
     {
       handleEvent(req) {
-        if (req.event) wake(req.event);
-        return { duplicate: false };
+        return req.event ? wake(req.event) : { duplicate: false };
       },
-      // Nothing here can fail for one event alone: every event is answered as handled.
-      handleEvents(req) {
-        if (req.events.length > 500) {
-          // dispatch.events.v1.HandleEventsRequest: at most 500 events a call.
-          throw invalidArgument([{ field: "events", description: "at most 500" }]);
-        }
-        for (const event of req.events) wake(event);
-        return { results: req.events.map((e) => ({ eventId: e.id, code: 0, duplicate: false })) };
-      },
+      handleEvents: handleEventsWith(wake),
     },
   ];
 }
