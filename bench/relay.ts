@@ -7,7 +7,6 @@
  * relay (this process), the two subscribers and PostgreSQL, from /proc.
  */
 import { randomUUID } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { openDatabase } from "../packages/db/src/index.ts";
 import { OutboxRelay, outboxRow, subscribersFrom } from "../packages/events/src/index.ts";
@@ -28,18 +27,8 @@ export interface DrainRow {
   cpuUsPerEvent: { relay: number; subscribers: number; postgres: number };
 }
 
-function ownCpuSeconds(): number {
-  const f = readFileSync("/proc/self/stat", "utf8");
-  const x = f.slice(f.lastIndexOf(")") + 2).split(" ");
-  return (Number(x[11]) + Number(x[12])) / 100;
-}
-
 async function drain(batch: boolean): Promise<DrainRow> {
-  const previous = process.env.TEST_DATABASE_URL;
-  process.env.TEST_DATABASE_URL = admin;
-  const test = await createTestDatabase("dispatch_bench_relay");
-  if (previous === undefined) delete process.env.TEST_DATABASE_URL;
-  else process.env.TEST_DATABASE_URL = previous;
+  const test = await createTestDatabase("dispatch_bench_relay", admin);
   const database = await openDatabase({
     service: "bench-relay",
     url: test.url,
@@ -80,9 +69,9 @@ async function drain(batch: boolean): Promise<DrainRow> {
       }
       await database.db.insert(schema.outbox).values(rows);
     }
-    const pids = Object.fromEntries(subscribers.map((s, i) => [`s${i}`, s.child.pid!]));
+    // The relay is this process.
+    const pids = { relay: process.pid, s0: subscribers[0]!.child.pid!, s1: subscribers[1]!.child.pid! };
     const cpu0 = cpuSeconds({ pids });
-    const own0 = ownCpuSeconds();
     const t0 = performance.now();
     let delivered = 0;
     while (delivered < events) {
@@ -91,7 +80,6 @@ async function drain(batch: boolean): Promise<DrainRow> {
       delivered += n;
     }
     const seconds = (performance.now() - t0) / 1000;
-    const own = ownCpuSeconds() - own0;
     const cpu1 = cpuSeconds({ pids });
     // Each subscriber prints the calls it served when it exits.
     const printed = subscribers.map((s) => {
@@ -112,7 +100,7 @@ async function drain(batch: boolean): Promise<DrainRow> {
       seconds,
       calls,
       cpuUsPerEvent: {
-        relay: perEvent(own),
+        relay: perEvent((cpu1.relay ?? 0) - (cpu0.relay ?? 0)),
         subscribers: perEvent((cpu1.s0 ?? 0) - (cpu0.s0 ?? 0) + (cpu1.s1 ?? 0) - (cpu0.s1 ?? 0)),
         postgres: perEvent((cpu1.postgres ?? 0) - (cpu0.postgres ?? 0)),
       },

@@ -12,10 +12,12 @@ export interface TestDatabase {
 /**
  * A fresh, empty database for one test suite. With TEST_DATABASE_URL set (CI does), a new database is
  * created on that server and dropped afterwards, so suites running in parallel never share tables;
- * otherwise the service runs on in-memory PGlite.
+ * otherwise the service runs on in-memory PGlite. `admin` names another server (the benchmarks' own).
  */
-export async function createTestDatabase(prefix = "dispatch_test"): Promise<TestDatabase> {
-  const admin = process.env.TEST_DATABASE_URL;
+export async function createTestDatabase(
+  prefix = "dispatch_test",
+  admin = process.env.TEST_DATABASE_URL,
+): Promise<TestDatabase> {
   if (!admin) return { url: undefined, kind: "pglite", drop: async () => {} };
   const name = `${prefix}_${randomBytes(6).toString("hex")}`;
   const sql = postgres(admin, { max: 1, onnotice: () => {} });
