@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { Code } from "@connectrpc/connect";
 import { createClient } from "@dispatch/client";
-import { type Database, openDatabase } from "@dispatch/db";
+import { type Database, openDatabase, rowsOf } from "@dispatch/db";
 import { type Event, EventSubscriberService } from "@dispatch/gen/dispatch/events/v1/events_pb.ts";
 import { DispatchError, type Server, type ServiceRegistration, serve } from "@dispatch/runtime";
 import { createTestDatabase, type TestDatabase } from "@dispatch/testing";
@@ -130,6 +130,44 @@ describe(`outbox relay (${process.env.TEST_DATABASE_URL ? "postgres" : "pglite"}
       .filter((e) => e.subject === "u1")
       .map((e) => (e.payload.value as { email: string }).email);
     expect(emails).toEqual(["1@example.com", "2@example.com"]);
+  });
+
+  it("vacuums the outbox itself once it has published vacuumEvery events, and never with 0", async () => {
+    const vacuums = async () => {
+      const [row] = rowsOf<{ n: number | string }>(
+        await database.db.execute(
+          sql`select vacuum_count as n from pg_stat_user_tables where relname = 'outbox'`,
+        ),
+      );
+      return Number(row!.n);
+    };
+    const published = async () => {
+      const [row] = rowsOf<{ n: number | string }>(
+        await database.db.execute(sql`select count(*) as n from outbox where published_at is not null`),
+      );
+      return Number(row!.n);
+    };
+    const a = await subscriber("a");
+    const run = async (vacuumEvery: number) => {
+      await database.db.insert(outbox).values(Array.from({ length: 12 }, (_, i) => event(`v${i}`, i)));
+      const relay = new OutboxRelay({
+        db: database.db,
+        subscribers: [a],
+        logger,
+        pollIntervalMs: 20,
+        vacuumEvery,
+      });
+      relays.push(relay);
+      relay.start();
+      await waitFor(async () => (await published()) === 12);
+      await relay.stop(); // waits for a VACUUM under way
+      await database.db.delete(outbox);
+    };
+    const before = await vacuums();
+    await run(0);
+    expect(await vacuums()).toBe(before);
+    await run(10);
+    expect(await vacuums()).toBe(before + 1);
   });
 
   it("retries a failed delivery with backoff and never lets a later event of the aggregate overtake it", async () => {
