@@ -1,7 +1,7 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Client } from "@dispatch/client";
-import { rowsOf } from "@dispatch/db";
+import { QueueVacuum, rowsOf } from "@dispatch/db";
 import {
   type Event,
   EventSchema,
@@ -35,10 +35,8 @@ export interface OutboxRelayOptions {
   /** Per-delivery deadline. Default 5 s. */
   deliveryTimeoutMs?: number;
   /**
-   * Events this relay publishes between two VACUUMs of the outbox it runs itself; 0: never. Default 2,000.
-   * Publishing an event leaves a dead entry in each pending-events index, which every claim walks until
-   * the table is vacuumed; autovacuum's default threshold (a fifth of a table that keeps every published
-   * event) comes late, and a database may run none at all (autovacuum off; PGlite, single-user).
+   * Events this relay publishes between two VACUUMs of the outbox it runs itself (QueueVacuum); 0: never.
+   * Default 2,000.
    */
   vacuumEvery?: number;
 }
@@ -69,12 +67,11 @@ export class OutboxRelay {
   private lagCheckedAt = 0;
   /** Subscribers that answered HandleEvents with UNIMPLEMENTED, until when they are sent one event a call. */
   private readonly oneByOneUntil = new Map<string, number>();
-  private publishedSinceVacuum = 0;
-  /** The VACUUM under way, if any: it runs beside the rounds, and stop() waits for it. */
-  private vacuuming: Promise<void> | undefined;
+  private readonly vacuum: QueueVacuum;
 
   constructor(private readonly opts: OutboxRelayOptions) {
     this.poller = new Poller("outbox-relay", () => this.round(), opts.logger, opts.pollIntervalMs ?? 250);
+    this.vacuum = new QueueVacuum(opts.db, "outbox", opts.vacuumEvery ?? 2000, opts.logger);
   }
 
   start(): void {
@@ -90,7 +87,7 @@ export class OutboxRelay {
   async stop(): Promise<void> {
     relays.delete(this);
     await this.poller.stop();
-    await this.vacuuming;
+    await this.vacuum.settled();
   }
 
   /** Undelivered events and the age of the oldest, in one query (read when Prometheus scrapes). */
@@ -136,32 +133,10 @@ export class OutboxRelay {
       await this.opts.db.execute(
         sql`update outbox set published_at = now(), last_error = null where id = any(${sql.param(delivered)}::uuid[])`,
       );
-      this.publishedSinceVacuum += delivered.length;
-      const every = this.opts.vacuumEvery ?? 2000;
-      if (every > 0 && this.publishedSinceVacuum >= every && !this.vacuuming) {
-        this.publishedSinceVacuum = 0;
-        this.vacuuming = this.vacuum().finally(() => {
-          this.vacuuming = undefined;
-        });
-      }
+      // Each published event leaves a dead entry in the pending indexes that claims walk until a VACUUM.
+      this.vacuum.changed(delivered.length);
     }
     return delivered.length;
-  }
-
-  /**
-   * VACUUM of the outbox: drops the dead index entries and row versions that publishing left, so a claim
-   * reads only pending events. SKIP_LOCKED: when autovacuum or another replica's relay is at it, skipped.
-   */
-  private async vacuum(): Promise<void> {
-    const started = performance.now();
-    try {
-      await this.opts.db.execute(sql`vacuum (skip_locked) outbox`);
-      vacuums.inc({ result: "ok" });
-      this.opts.logger.debug({ ms: Math.round(performance.now() - started) }, "outbox vacuumed");
-    } catch (err) {
-      vacuums.inc({ result: "failed" });
-      this.opts.logger.warn({ err: messageOf(err) }, "outbox vacuum failed; the next one is tried later");
-    }
   }
 
   /** Delivers `round` to one subscriber, recording each event it did not take in `failures`. */
@@ -271,11 +246,6 @@ const deliveries = counter(
   "dispatch_outbox_deliveries_total",
   "Event deliveries from the outbox relay, by subscriber and result (failed ones are retried).",
   ["subscriber", "result"],
-);
-const vacuums = counter(
-  "dispatch_outbox_vacuums_total",
-  "VACUUMs of the outbox table run by the relay (OutboxRelayOptions.vacuumEvery), by result.",
-  ["result"],
 );
 /** One query per relay per scrape, shared by the two gauges below (read within the same scrape). */
 let lastScrape: { at: number; result: Promise<{ events: number; lagSeconds: number }> } | undefined;

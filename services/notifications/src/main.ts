@@ -1,6 +1,6 @@
 import { fileURLToPath } from "node:url";
 import { closeClients, createClient } from "@dispatch/client";
-import { openDatabase } from "@dispatch/db";
+import { openDatabase, QueueVacuum } from "@dispatch/db";
 import { eventSubscriberService } from "@dispatch/events";
 import { IdentityService } from "@dispatch/gen/dispatch/identity/v1/identity_pb.ts";
 import {
@@ -76,7 +76,10 @@ export async function startNotifications(
     migrationsFolder: fileURLToPath(new URL("../migrations", import.meta.url)),
     signal: () => currentCall()?.signal,
   });
-  const repo = new PgNotificationsRepository(database.db);
+  const repo = new PgNotificationsRepository(
+    database.db,
+    new QueueVacuum(database.db, "notifications", 2000, logger),
+  );
   const identity = createClient(IdentityService, { target: config.IDENTITY_URL, name: "identity", logger });
   const worker = new PushWorker({
     repo,

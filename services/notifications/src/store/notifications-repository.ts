@@ -1,4 +1,4 @@
-import { type Database, rowsOf } from "@dispatch/db";
+import { type Database, type QueueVacuum, rowsOf } from "@dispatch/db";
 import { and, asc, desc, eq, inArray, lt, or, sql } from "drizzle-orm";
 import type { AttemptRecord, ClaimedJob, NewNotification, NotificationsRepository } from "../domain/ports.ts";
 import type { Delivery, Notification, NotificationStatus } from "../domain/push.ts";
@@ -14,7 +14,14 @@ const outcomeName = {
 } as const;
 
 export class PgNotificationsRepository implements NotificationsRepository {
-  constructor(private readonly db: Db | Parameters<Parameters<Db["transaction"]>[0]>[0]) {}
+  /**
+   * `vacuum`: the queue's VACUUMs, counted on its claims and attempt records (each leaves a dead entry in
+   * the queue's partial index); the worker's repository has one, a transaction's has none.
+   */
+  constructor(
+    private readonly db: Db | Parameters<Parameters<Db["transaction"]>[0]>[0],
+    private readonly vacuum?: QueueVacuum,
+  ) {}
 
   async enqueue(n: NewNotification) {
     await this.db
@@ -111,6 +118,7 @@ export class PgNotificationsRepository implements NotificationsRepository {
         returning id, user_id, title, body, data, attempts`),
     );
     if (rows.length === 0) return [];
+    this.vacuum?.changed(rows.length);
     const done = await this.db
       .select({ notificationId: deliveries.notificationId, deviceId: deliveries.deviceId })
       .from(deliveries)
@@ -161,6 +169,7 @@ export class PgNotificationsRepository implements NotificationsRepository {
         })
         .where(eq(notifications.id, jobId));
     });
+    this.vacuum?.changed(1);
   }
 }
 
