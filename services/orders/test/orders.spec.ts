@@ -88,6 +88,17 @@ describe(`orders over gRPC (${process.env.TEST_DATABASE_URL ? "postgres" : "pgli
     const raced = await Promise.all(Array.from({ length: 8 }, () => orders.placeOrder(racing)));
     expect(new Set(raced.map((r) => r.order?.id)).size).toBe(1);
     expect((await orders.listActiveOrders({ userId: racing.userId })).orders).toHaveLength(1);
+
+    // The menu changed since (the restaurant closed): a retry still gets its order, a new request is refused.
+    catalog.setOpen(false);
+    try {
+      expect((await orders.placeOrder(req)).order?.id).toBe(first.order?.id);
+      expect((await statusOf(orders.placeOrder({ ...req, requestId: `req-${randomUUID()}` }))).reason).toBe(
+        "RESTAURANT_CLOSED",
+      );
+    } finally {
+      catalog.setOpen(true);
+    }
   });
 
   it("refuses a request id reused for a different order", async () => {
@@ -260,11 +271,14 @@ describe(`orders over gRPC (${process.env.TEST_DATABASE_URL ? "postgres" : "pgli
   });
 
   // Last: it takes the catalog down.
-  it("answers UNAVAILABLE naming catalog when it is down, and stores nothing", async () => {
+  it("answers UNAVAILABLE naming catalog when it is down, and stores nothing; a retry still gets its order", async () => {
+    const placed = request();
+    const { order } = await orders.placeOrder(placed);
     await catalog.server.shutdown();
     const req = request();
     const s = await statusOf(orders.placeOrder(req));
     expect(s.code).toBe(Code.Unavailable);
     expect((await orders.listActiveOrders({ userId: req.userId })).orders).toEqual([]);
+    expect((await orders.placeOrder(placed)).order?.id).toBe(order?.id);
   });
 });
