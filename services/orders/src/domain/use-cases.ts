@@ -42,68 +42,13 @@ export class Orders {
   /**
    * Prices the items with the catalog and stores the order. A repeated request id returns the order it
    * created, so a client may retry after a lost response; reusing it for a different order is refused.
-   *
-   * The request id is looked up only when it is needed: when the insert finds it taken (a retry, or a
-   * concurrent duplicate that committed first), or when pricing fails (a retry is answered with its order
-   * though the menu changed or the catalog is away since). A new order, the common case, costs one
-   * round trip to the database fewer (on this machine each costs the sender ~0.2 ms of CPU).
    */
   async placeOrder(input: PlaceOrderInput): Promise<Order> {
     validatePlaceOrder(input);
     const requestHash = hashRequest(input);
-    let items: OrderItem[];
-    let restaurant: { name: string; deliveryFee: Money };
-    try {
-      ({ items, restaurant } = await this.price(input));
-    } catch (err) {
-      const previous = await this.repo.findByRequestId(input.requestId);
-      if (previous) return sameRequest(previous, requestHash, input.requestId);
-      throw err;
-    }
-    const currency = restaurant.deliveryFee.currencyCode;
-    const subtotal = sum(
-      currency,
-      items.map((i) => i.lineTotal),
-    );
-    const deliveryFee = restaurant.deliveryFee;
-    const total = sum(currency, [subtotal, deliveryFee]);
+    const previous = await this.repo.findByRequestId(input.requestId);
+    if (previous) return sameRequest(previous, requestHash, input.requestId);
 
-    const order = await this.repo.insert(
-      {
-        id: randomUUID(),
-        requestId: input.requestId,
-        requestHash,
-        userId: input.userId,
-        restaurantId: input.restaurantId,
-        restaurantName: restaurant.name,
-        items,
-        subtotal,
-        deliveryFee,
-        total,
-        deliveryAddress: input.deliveryAddress!,
-        note: input.note,
-        status: "PENDING_PAYMENT",
-      },
-      (o) => ({
-        id: randomUUID(),
-        type: "OrderPlaced",
-        orderId: o.id,
-        userId: o.userId,
-        restaurantId: o.restaurantId,
-        total: o.total,
-      }),
-    );
-    if (order) return order;
-    // The request id was taken: a retry, or a concurrent call with it that committed first.
-    const winner = await this.repo.findByRequestId(input.requestId);
-    if (!winner) throw new Error(`order for request ${input.requestId} vanished`);
-    return sameRequest(winner, requestHash, input.requestId);
-  }
-
-  /** The order's lines at the catalog's prices, or why the catalog refuses them. */
-  private async price(
-    input: PlaceOrderInput,
-  ): Promise<{ items: OrderItem[]; restaurant: { name: string; deliveryFee: Money } }> {
     const ids = input.items.map((i) => i.menuItemId);
     const priced = await this.priceBook.priceItems(input.restaurantId, ids);
     if (priced.missing.length > 0) {
@@ -139,7 +84,43 @@ export class Orders {
         lineTotal: { currencyCode: currency, amountMinor: item.price.amountMinor * line.quantity },
       };
     });
-    return { items, restaurant: priced.restaurant };
+    const subtotal = sum(
+      currency,
+      items.map((i) => i.lineTotal),
+    );
+    const deliveryFee = priced.restaurant.deliveryFee;
+    const total = sum(currency, [subtotal, deliveryFee]);
+
+    const order = await this.repo.insert(
+      {
+        id: randomUUID(),
+        requestId: input.requestId,
+        requestHash,
+        userId: input.userId,
+        restaurantId: input.restaurantId,
+        restaurantName: priced.restaurant.name,
+        items,
+        subtotal,
+        deliveryFee,
+        total,
+        deliveryAddress: input.deliveryAddress!,
+        note: input.note,
+        status: "PENDING_PAYMENT",
+      },
+      (o) => ({
+        id: randomUUID(),
+        type: "OrderPlaced",
+        orderId: o.id,
+        userId: o.userId,
+        restaurantId: o.restaurantId,
+        total: o.total,
+      }),
+    );
+    if (order) return order;
+    // A concurrent call with the same request id committed first.
+    const winner = await this.repo.findByRequestId(input.requestId);
+    if (!winner) throw new Error(`order for request ${input.requestId} vanished`);
+    return sameRequest(winner, requestHash, input.requestId);
   }
 
   async getOrder(orderId: string): Promise<Order> {
