@@ -68,6 +68,8 @@ describe("a bundled service's first call", () => {
       plugins: [builtinsViaRequire],
     });
     const proc = spawn(process.execPath, [outfile], { stdio: ["pipe", "pipe", "inherit"] });
+    // Listened for from the start: the program may exit before the second line is read below.
+    const exited = once(proc, "exit");
     const lines: string[] = [];
     let buffered = "";
     proc.stdout!.on("data", (d: Buffer) => {
@@ -84,6 +86,6 @@ describe("a bundled service's first call", () => {
     expect(await healthCheck(port)).toBe("0");
     proc.stdin!.write("report\n");
     expect(await line(2)).toEqual({ started: false, afterCall: false });
-    await once(proc, "exit");
+    await exited;
   });
 });
