@@ -25,10 +25,14 @@ const vacuums = counter(
  * from 3 to 9 ms over 18,000 orders. Autovacuum's default threshold (a fifth of the table, which keeps
  * every retired row) comes late for such a table, and a database may run no autovacuum at all
  * (`autovacuum = off`; PGlite runs single-user). The VACUUM runs beside the caller's work, one at a time,
- * with SKIP_LOCKED (when autovacuum or another replica is at it, this one is skipped) and without parallel
- * workers: once the table's indexes pass min_parallel_index_scan_size, PostgreSQL starts two worker
- * processes for each VACUUM, which tripled its time (5 against 15 ms for 2,000 published events on a
- * 22,000-event outbox) and spent the cores the requests needed.
+ * with SKIP_LOCKED (when autovacuum or another replica is at it, this one is skipped), without parallel
+ * workers (once the table's indexes pass min_parallel_index_scan_size, PostgreSQL starts two worker
+ * processes for each VACUUM, which tripled its time: 5 against 15 ms for 2,000 published events on a
+ * 22,000-event outbox, and spent the cores the requests needed), and with INDEX_CLEANUP ON: by default
+ * PostgreSQL skips the indexes when under 2 % of the table's pages hold dead rows, which on a large queue
+ * is every time, and the dead entries it leaves are what the claims walk (1,000,000 rows, after 2,000
+ * published: a claim 1.05 ms after a VACUUM that skipped them, 0.017 ms after one with INDEX_CLEANUP ON,
+ * which took 17 ms).
  */
 export class QueueVacuum {
   private changedSince = 0;
@@ -60,7 +64,9 @@ export class QueueVacuum {
   private async vacuum(): Promise<void> {
     const started = performance.now();
     try {
-      await this.db.execute(sql`vacuum (skip_locked, parallel 0) ${sql.identifier(this.table)}`);
+      await this.db.execute(
+        sql`vacuum (skip_locked, parallel 0, index_cleanup on) ${sql.identifier(this.table)}`,
+      );
       vacuums.inc({ table: this.table, result: "ok" });
       this.logger.debug(
         { table: this.table, ms: Math.round(performance.now() - started) },
