@@ -157,11 +157,14 @@ function listenable(port: number): Promise<boolean> {
 }
 
 /**
- * Waits (up to 15 s) until no process listens on `pnpm start`'s ports, and otherwise names the one that
- * does: a full `pnpm bench` once failed here with payments' EADDRINUSE on 50054 and nothing to say who held it.
+ * Waits (up to 70 s) until `pnpm start`'s ports can be bound, and otherwise names every TCP socket on
+ * them, in any state: a full `pnpm bench` once failed here with payments' EADDRINUSE on 50054 and nothing
+ * to say who held it, and another (2026-12-05) found no listener on 50054 after 15 s. The ports lie in
+ * Linux's ephemeral range (32768–60999), so a client connection the benchmark made a moment before can be
+ * holding one as its local port until that connection is closed.
  */
 async function pnpmStartPortsFree(): Promise<void> {
-  const until = performance.now() + 15_000;
+  const until = performance.now() + 70_000;
   for (;;) {
     const busy: number[] = [];
     for (const port of pnpmStartPorts) if (!(await listenable(port))) busy.push(port);
@@ -169,7 +172,7 @@ async function pnpmStartPortsFree(): Promise<void> {
     if (performance.now() > until) {
       let holders = "";
       try {
-        holders = execFileSync("ss", ["-ltnp"], { encoding: "utf8" })
+        holders = execFileSync("ss", ["-tanp"], { encoding: "utf8" })
           .split("\n")
           .filter((l) => busy.some((p) => l.includes(`:${p} `)))
           .join("\n");
