@@ -1,40 +1,28 @@
 import { fileURLToPath } from "node:url";
 import { sql } from "drizzle-orm";
-import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+// By path: @dispatch/testing depends on this package, so it is not one of this package's dependencies.
+import { createTestDatabase, type TestDatabase } from "../../testing/src/test-database.ts";
 import { type Database, openDatabase, QueueVacuum, rowsOf } from "../src/index.ts";
 import { schema } from "./fixtures/schema.ts";
 
-const adminUrl = process.env.TEST_DATABASE_URL;
-const dbName = `dispatch_vacuumtest_${process.pid}_${Date.now()}`;
+let test: TestDatabase;
 let database: Database<typeof schema>;
 const warnings: string[] = [];
 const logger = { debug() {}, warn: (_: object, msg: string) => void warnings.push(msg) };
 
 beforeAll(async () => {
-  let url: string | undefined;
-  if (adminUrl) {
-    const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
-    await admin.unsafe(`create database "${dbName}"`);
-    await admin.end();
-    const u = new URL(adminUrl);
-    u.pathname = `/${dbName}`;
-    url = u.toString();
-  }
+  test = await createTestDatabase("dispatch_vacuumtest");
   database = await openDatabase({
     service: "vacuum-test",
-    url,
+    url: test.url,
     schema,
     migrationsFolder: fileURLToPath(new URL("./fixtures/migrations", import.meta.url)),
   });
 });
 afterAll(async () => {
   await database?.close();
-  if (adminUrl) {
-    const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
-    await admin.unsafe(`drop database if exists "${dbName}" with (force)`);
-    await admin.end();
-  }
+  await test?.drop();
 });
 
 async function vacuums(): Promise<number> {
@@ -44,7 +32,7 @@ async function vacuums(): Promise<number> {
   return Number(row!.n);
 }
 
-describe(`QueueVacuum (${adminUrl ? "postgres" : "pglite"})`, () => {
+describe(`QueueVacuum (${process.env.TEST_DATABASE_URL ? "postgres" : "pglite"})`, () => {
   it("vacuums the table once `every` rows have changed, one VACUUM at a time, and never with 0", async () => {
     const v = new QueueVacuum(database.db, "notes", 5, logger);
     const before = await vacuums();

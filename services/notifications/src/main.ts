@@ -76,10 +76,8 @@ export async function startNotifications(
     migrationsFolder: fileURLToPath(new URL("../migrations", import.meta.url)),
     signal: () => currentCall()?.signal,
   });
-  const repo = new PgNotificationsRepository(
-    database.db,
-    new QueueVacuum(database.db, "notifications", 2000, logger),
-  );
+  const queueVacuum = new QueueVacuum(database.db, "notifications", 2000, logger);
+  const repo = new PgNotificationsRepository(database.db, queueVacuum);
   const identity = createClient(IdentityService, { target: config.IDENTITY_URL, name: "identity", logger });
   const worker = new PushWorker({
     repo,
@@ -113,6 +111,7 @@ export async function startNotifications(
     handleSignals,
     onShutdown: async () => {
       await worker.stop();
+      await queueVacuum.settled();
       await push.ios.close?.();
       await push.android.close?.();
       await closeClients();
