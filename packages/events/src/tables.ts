@@ -26,6 +26,8 @@ export const outbox = pgTable(
   (t) => [
     index("outbox_pending_idx").on(t.seq).where(sql`${t.publishedAt} is null`),
     index("outbox_subject_pending_idx").on(t.subject, t.seq).where(sql`${t.publishedAt} is null`),
+    /** Published events by age: how the relay finds those past their retention to delete them. */
+    index("outbox_published_idx").on(t.publishedAt).where(sql`${t.publishedAt} is not null`),
   ],
 );
 

@@ -170,6 +170,58 @@ describe(`outbox relay (${process.env.TEST_DATABASE_URL ? "postgres" : "pglite"}
     expect(await vacuums()).toBe(before + 1);
   });
 
+  it("deletes the events published longer ago than the retention, oldest first in batches, and no others", async () => {
+    // 2,500 events published two hours ago (more than one delete statement's batch of 2,000), one
+    // published a minute ago, and one written two hours ago and still pending.
+    await database.db.execute(sql`
+      insert into outbox (id, event_type, subject, payload, created_at, published_at)
+      select gen_random_uuid(), 'test', 'old' || g, '\\x00'::bytea, now() - interval '2 hours', now() - interval '2 hours'
+      from generate_series(1, 2500) g`);
+    const recent = { ...event("recent", 1), publishedAt: new Date(Date.now() - 60_000) };
+    const pending = { ...event("pending", 1), createdAt: new Date(Date.now() - 7_200_000) };
+    await database.db.insert(outbox).values([recent, pending]);
+    const left = async () =>
+      (await database.db.select({ id: outbox.id }).from(outbox)).map((r) => r.id).sort();
+
+    const keepAll = new OutboxRelay({
+      db: database.db,
+      subscribers: [],
+      logger,
+      publishedRetentionMs: Infinity,
+    });
+    expect(await keepAll.prune()).toBe(0);
+    expect((await left()).length).toBe(2502);
+
+    const relay = new OutboxRelay({
+      db: database.db,
+      subscribers: [],
+      logger,
+      publishedRetentionMs: 3_600_000,
+    });
+    expect(await relay.prune()).toBe(2500);
+    expect(await left()).toEqual([recent.id, pending.id].sort());
+    expect(await relay.prune()).toBe(0);
+  });
+
+  it("a running relay deletes what it published once the retention has passed", async () => {
+    const a = await subscriber("a");
+    await database.db.insert(outbox).values([event("r1", 1), event("r2", 1), event("r1", 2)]);
+    const relay = new OutboxRelay({
+      db: database.db,
+      subscribers: [a],
+      logger,
+      pollIntervalMs: 20,
+      publishedRetentionMs: 0,
+      pruneIntervalMs: 50,
+    });
+    relays.push(relay);
+    relay.start();
+    await waitFor(
+      async () => a.received.length === 3 && (await database.db.select().from(outbox)).length === 0,
+    );
+    expect(a.received.map((e) => e.subject).sort()).toEqual(["r1", "r1", "r2"]);
+  });
+
   it("retries a failed delivery with backoff and never lets a later event of the aggregate overtake it", async () => {
     let failuresLeft = 2;
     const s = await subscriber("flaky", (e) => e.subject === "blocked" && failuresLeft-- > 0);

@@ -1,4 +1,5 @@
 import {
+  integer,
   loadConfig,
   logLevel,
   optionalString,
@@ -20,6 +21,8 @@ export function ordersConfig(env: NodeJS.ProcessEnv = process.env) {
       CATALOG_URL: requiredString("127.0.0.1:50052"),
       /** Who receives orders' events: "notifications=host:port,gateway=host:port". */
       EVENT_SUBSCRIBERS: optionalString(),
+      /** How long a published event stays in the outbox before the relay deletes it, in seconds. */
+      OUTBOX_RETENTION_S: integer(3600, 0, 315_360_000),
     },
     env,
   );

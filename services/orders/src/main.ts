@@ -33,6 +33,7 @@ export async function startOrders(
     db: database.db,
     subscribers: subscribersFrom(config.EVENT_SUBSCRIBERS, logger),
     logger,
+    publishedRetentionMs: config.OUTBOX_RETENTION_S * 1000,
   });
 
   const server = await serve({

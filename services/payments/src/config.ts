@@ -21,6 +21,8 @@ export function paymentsConfig(env: NodeJS.ProcessEnv = process.env) {
       LOG_LEVEL: logLevel(),
       /** Who receives payments' events: "orders=host:port,notifications=host:port". */
       EVENT_SUBSCRIBERS: optionalString(),
+      /** How long a published event stays in the outbox before the relay deletes it, in seconds. */
+      OUTBOX_RETENTION_S: integer(3600, 0, 315_360_000),
       PAYMENT_PROVIDER: oneOf(["fake"], "fake"),
       /** Where the fake provider posts its webhooks (the gateway). */
       WEBHOOK_URL: requiredString("http://127.0.0.1:8080/webhooks/payments"),

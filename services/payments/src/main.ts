@@ -40,6 +40,7 @@ export async function startPayments(
     db: database.db,
     subscribers: subscribersFrom(config.EVENT_SUBSCRIBERS, logger),
     logger,
+    publishedRetentionMs: config.OUTBOX_RETENTION_S * 1000,
   });
 
   const server = await serve({
