@@ -11,7 +11,13 @@ describe("orders as a process", () => {
   it("refuses to start with one message naming every bad or missing variable", async () => {
     const child = spawn(process.execPath, ["--import", "tsx", "services/orders/src/main.ts"], {
       cwd: root,
-      env: { ...process.env, PORT: "not-a-port", LOG_LEVEL: "loud", ADMIN_PORT: "99999" },
+      env: {
+        ...process.env,
+        PORT: "not-a-port",
+        LOG_LEVEL: "loud",
+        ADMIN_PORT: "99999",
+        OUTBOX_RETENTION_S: "an hour",
+      },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stderr = "";
@@ -23,6 +29,7 @@ describe("orders as a process", () => {
     expect(lines[0]).toContain('PORT must be an integer 0-65535 (got "not-a-port")');
     expect(lines[0]).toContain("ADMIN_PORT must be an integer 0-65535");
     expect(lines[0]).toContain("LOG_LEVEL must be one of");
+    expect(lines[0]).toContain('OUTBOX_RETENTION_S must be an integer 0-315360000 (got "an hour")');
   });
 
   it("drains, closes its database and exits 0 on SIGTERM", async () => {
