@@ -11,6 +11,7 @@ import { counter, gauge, Poller, withContextFrom } from "@dispatch/runtime";
 import { sql } from "drizzle-orm";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import type { Logger } from "pino";
+import { deleteOlderThan } from "./prune.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: the relay works on any service's schema
 type AnyDb = PgDatabase<PgQueryResultHKT, any>;
@@ -49,14 +50,6 @@ export interface OutboxRelayOptions {
   pruneIntervalMs?: number;
 }
 
-/**
- * Events deleted per statement, so that no one statement holds many row locks or runs long (2,000: 60 ms
- * on PostgreSQL here), and statements per prune: a backlog of published events (a first start with
- * retention on an outbox that kept every event) is worked off 50,000 a minute, not in one go.
- */
-const PRUNE_BATCH = 2000;
-const PRUNE_MAX_BATCHES = 25;
-
 interface Pending {
   row: Claimed;
   event: Event;
@@ -71,6 +64,8 @@ interface Claimed {
   subject: string;
   payload: Uint8Array;
   attempts: number;
+  /** Subscribers that have handled the event in an earlier round: it is not sent to them again. */
+  deliveredTo: string[];
 }
 
 /**
@@ -129,6 +124,8 @@ export class OutboxRelay {
    * round's events in one HandleEvents call (one HandleEvent per event from a subscriber that does not
    * implement it, and for a round of one); an event is published once every subscriber has handled it,
    * and the round's delivered events are marked published in one statement (one commit), not one each.
+   * An event some subscribers took and others refused records who took it, and is retried for the rest
+   * only: a subscriber sees an event again only when a relay stopped between its answer and that record.
    */
   async runOnce(): Promise<number> {
     const claimed = await this.claim();
@@ -143,9 +140,22 @@ export class OutboxRelay {
         failures.set(row.id, `undecodable event: ${messageOf(err)}`);
       }
     }
-    await Promise.all(this.opts.subscribers.map((s) => this.deliverTo(s, round, failures)));
+    // The subscribers that handled each event this round, by outbox row id.
+    const took = new Map<string, string[]>();
     await Promise.all(
-      claimed.filter((r) => failures.has(r.id)).map((r) => this.retryLater(r, failures.get(r.id)!)),
+      this.opts.subscribers.map((s) =>
+        this.deliverTo(
+          s,
+          round.filter((p) => !p.row.deliveredTo.includes(s.name)),
+          failures,
+          took,
+        ),
+      ),
+    );
+    await Promise.all(
+      claimed
+        .filter((r) => failures.has(r.id))
+        .map((r) => this.retryLater(r, failures.get(r.id)!, took.get(r.id) ?? [])),
     );
     const delivered = round.filter((p) => !failures.has(p.row.id)).map((p) => p.row.id);
     if (delivered.length > 0) {
@@ -159,33 +169,17 @@ export class OutboxRelay {
   }
 
   /**
-   * Deletes the events published longer ago than the retention, oldest first, in statements of
-   * PRUNE_BATCH, at most PRUNE_MAX_BATCHES of them; returns how many. Rows another relay is deleting are
-   * skipped, not waited for.
+   * Deletes the events published longer ago than the retention (deleteOlderThan: oldest first, in
+   * batches, skipping rows another relay is deleting); returns how many.
    */
   async prune(): Promise<number> {
     const retention = this.opts.publishedRetentionMs ?? 3_600_000;
     if (!Number.isFinite(retention)) return 0;
-    let total = 0;
-    for (let i = 0; i < PRUNE_MAX_BATCHES; i++) {
-      const [row] = rowsOf<{ n: number | string }>(
-        await this.opts.db.execute(sql`
-          with gone as (
-            delete from outbox where id in (
-              select id from outbox
-              where published_at < now() - make_interval(secs => ${retention / 1000})
-              order by published_at
-              limit ${PRUNE_BATCH}
-              for update skip locked
-            )
-            returning 1
-          )
-          select count(*) as n from gone`),
-      );
-      const n = Number(row?.n ?? 0);
-      total += n;
-      if (n < PRUNE_BATCH) break;
-    }
+    const total = await deleteOlderThan(
+      this.opts.db,
+      { table: "outbox", key: "id", column: "published_at" },
+      retention,
+    );
     if (total > 0) {
       pruned.inc(total);
       // Deleted rows are dead entries in the primary key and the published index until a VACUUM.
@@ -194,12 +188,27 @@ export class OutboxRelay {
     return total;
   }
 
-  /** Delivers `round` to one subscriber, recording each event it did not take in `failures`. */
-  private async deliverTo(s: Subscriber, round: Pending[], failures: Map<string, string>): Promise<void> {
+  /**
+   * Delivers `round` to one subscriber, recording each event it did not take in `failures` and each it
+   * took in `took`.
+   */
+  private async deliverTo(
+    s: Subscriber,
+    round: Pending[],
+    failures: Map<string, string>,
+    took: Map<string, string[]>,
+  ): Promise<void> {
+    if (round.length === 0) return;
     const timeoutMs = this.opts.deliveryTimeoutMs ?? 5000;
     const failed = (p: Pending, why: string) => {
       deliveries.inc({ subscriber: s.name, result: "failed" });
       if (!failures.has(p.row.id)) failures.set(p.row.id, `${s.name}: ${why}`);
+    };
+    const ok = (p: Pending) => {
+      deliveries.inc({ subscriber: s.name, result: "ok" });
+      const names = took.get(p.row.id);
+      if (names) names.push(s.name);
+      else took.set(p.row.id, [s.name]);
     };
     if (round.length > 1 && (this.oneByOneUntil.get(s.name) ?? 0) <= Date.now()) {
       try {
@@ -210,7 +219,7 @@ export class OutboxRelay {
           const r = results[i];
           if (!r || r.eventId !== p.event.id) failed(p, `answered ${results.length} results out of order`);
           else if (r.code !== 0) failed(p, `${Code[r.code] ?? r.code}: ${r.message}`);
-          else deliveries.inc({ subscriber: s.name, result: "ok" });
+          else ok(p);
         });
         return;
       } catch (err) {
@@ -240,7 +249,7 @@ export class OutboxRelay {
             },
             () => s.client.handleEvent({ event: p.event }, { timeoutMs }),
           );
-          deliveries.inc({ subscriber: s.name, result: "ok" });
+          ok(p);
         } catch (err) {
           failed(p, messageOf(err));
         }
@@ -248,10 +257,12 @@ export class OutboxRelay {
     );
   }
 
-  private async retryLater(row: Claimed, message: string): Promise<void> {
+  private async retryLater(row: Claimed, message: string, took: string[]): Promise<void> {
     const backoff = this.backoffMs(row.attempts);
     await this.opts.db.execute(
-      sql`update outbox set next_attempt_at = now() + make_interval(secs => ${backoff / 1000}), last_error = ${message} where id = ${row.id}`,
+      took.length === 0
+        ? sql`update outbox set next_attempt_at = now() + make_interval(secs => ${backoff / 1000}), last_error = ${message} where id = ${row.id}`
+        : sql`update outbox set next_attempt_at = now() + make_interval(secs => ${backoff / 1000}), last_error = ${message}, delivered_to = delivered_to || ${sql.param(took)}::text[] where id = ${row.id}`,
     );
     this.opts.logger.warn(
       { eventId: row.id, subject: row.subject, attempts: row.attempts, retryInMs: backoff, err: message },
@@ -261,7 +272,13 @@ export class OutboxRelay {
 
   private async claim(): Promise<Claimed[]> {
     const lease = (this.opts.leaseMs ?? 30_000) / 1000;
-    const rows = rowsOf<{ id: string; subject: string; payload: Uint8Array; attempts: number }>(
+    const rows = rowsOf<{
+      id: string;
+      subject: string;
+      payload: Uint8Array;
+      attempts: number;
+      delivered_to: string[] | string | null;
+    }>(
       await this.opts.db.execute(sql`
         update outbox set next_attempt_at = now() + make_interval(secs => ${lease}), attempts = attempts + 1
         where id in (
@@ -274,9 +291,13 @@ export class OutboxRelay {
           limit ${this.opts.batchSize ?? 100}
           for update skip locked
         )
-        returning id, subject, payload, attempts`),
+        returning id, subject, payload, attempts, delivered_to`),
     );
-    return rows.map((r) => ({ ...r, payload: new Uint8Array(r.payload) }));
+    return rows.map(({ delivered_to, ...r }) => ({
+      ...r,
+      payload: new Uint8Array(r.payload),
+      deliveredTo: textArray(delivered_to),
+    }));
   }
 
   private backoffMs(attempts: number): number {
@@ -301,6 +322,18 @@ export class OutboxRelay {
     }
     return delivered;
   }
+}
+
+/** A text[] column as the driver hands it: an array (postgres.js, PGlite) or its literal ("{a,b}"). */
+function textArray(v: string[] | string | null): string[] {
+  if (v === null) return [];
+  if (Array.isArray(v)) return v;
+  return v === "{}"
+    ? []
+    : v
+        .slice(1, -1)
+        .split(",")
+        .map((x) => x.replace(/^"|"$/g, ""));
 }
 
 const relays = new Set<OutboxRelay>();

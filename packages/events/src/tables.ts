@@ -20,6 +20,8 @@ export const outbox = pgTable(
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().default(sql`now()`),
     publishedAt: timestamp("published_at", { withTimezone: true }),
     attempts: integer("attempts").notNull().default(0),
+    /** Subscribers that handled the event while another refused it: its retries skip them. */
+    deliveredTo: text("delivered_to").array().notNull().default(sql`'{}'::text[]`),
     nextAttemptAt: timestamp("next_attempt_at", { withTimezone: true }).notNull().default(sql`now()`),
     lastError: text("last_error"),
   },
@@ -32,7 +34,12 @@ export const outbox = pgTable(
 );
 
 /** Event ids a consumer has applied: the deduplication that turns at-least-once into exactly-once effects. */
-export const processedEvents = pgTable("processed_events", {
-  eventId: uuid("event_id").primaryKey(),
-  processedAt: timestamp("processed_at", { withTimezone: true }).notNull().default(sql`now()`),
-});
+export const processedEvents = pgTable(
+  "processed_events",
+  {
+    eventId: uuid("event_id").primaryKey(),
+    processedAt: timestamp("processed_at", { withTimezone: true }).notNull().default(sql`now()`),
+  },
+  /** By age: how ProcessedEventsRetention finds the ids past their retention. */
+  (t) => [index("processed_events_processed_at_idx").on(t.processedAt)],
+);

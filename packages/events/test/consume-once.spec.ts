@@ -6,10 +6,15 @@ import { type Event, EventSubscriberService } from "@dispatch/gen/dispatch/event
 import { DispatchError, type Server, serve, startTracing, stopTracing } from "@dispatch/runtime";
 import { createTestDatabase, type TestDatabase, testClient } from "@dispatch/testing";
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace";
-import { eq } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { eventSubscriberService, MAX_EVENTS_PER_CALL, processedEvents } from "../src/index.ts";
+import {
+  eventSubscriberService,
+  MAX_EVENTS_PER_CALL,
+  ProcessedEventsRetention,
+  processedEvents,
+} from "../src/index.ts";
 import { schema } from "./fixtures/schema.ts";
 
 let test: TestDatabase;
@@ -69,6 +74,35 @@ describe(`event subscriber (${process.env.TEST_DATABASE_URL ? "postgres" : "pgli
     expect(answers.filter((a) => !a.duplicate)).toHaveLength(1);
     expect(applied.filter((e) => e.id === event.id)).toHaveLength(1);
     expect(await recorded(event.id)).toBe(1);
+  });
+
+  it("forgets the ids applied longer ago than the retention, in batches, and no others; a redelivery within it stays a duplicate", async () => {
+    // 2,500 ids applied two days ago (more than one delete statement's batch) and one applied now.
+    await database.db.execute(sql`
+      insert into processed_events (event_id, processed_at)
+      select gen_random_uuid(), now() - interval '2 days' from generate_series(1, 2500)`);
+    const client = testClient(EventSubscriberService, server.port);
+    const event = {
+      id: randomUUID(),
+      source: "identity",
+      subject: "u-retention",
+      payload: { case: "userSignedUp" as const, value: { userId: "u-retention", email: "r@example.com" } },
+    };
+    expect((await client.handleEvent({ event })).duplicate).toBe(false);
+    const count = async () => (await database.db.select().from(processedEvents)).length;
+    const before = await count();
+
+    const retention = new ProcessedEventsRetention({
+      db: database.db,
+      logger: pino({ level: "silent" }),
+      retentionMs: 86_400_000,
+    });
+    retention.start(); // prunes at once, then every interval
+    await retention.stop(); // waits for the prune under way
+    expect(await count()).toBe(before - 2500);
+    expect(await recorded(event.id)).toBe(1);
+    expect((await client.handleEvent({ event })).duplicate).toBe(true);
+    expect(await retention.prune()).toBe(0);
   });
 
   it("acknowledges an event it has no effect for without applying or recording it", async () => {

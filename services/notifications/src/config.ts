@@ -19,6 +19,8 @@ export function notificationsConfig(env: NodeJS.ProcessEnv = process.env) {
       DATABASE_URL: optionalString(),
       DATA_DIR: optionalString(),
       LOG_LEVEL: logLevel(),
+      /** How long an applied event's id is kept to recognise it if it is sent again, in seconds. */
+      PROCESSED_EVENTS_RETENTION_S: integer(86_400, 60, 315_360_000),
       IDENTITY_URL: requiredString("127.0.0.1:50051"),
       /** "recording" (local default: pushes are only logged) or "live" (FCM and APNs). */
       PUSH_PROVIDER: oneOf(["recording", "live"], "recording"),

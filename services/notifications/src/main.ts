@@ -1,7 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { closeClients, createClient } from "@dispatch/client";
 import { openDatabase, QueueVacuum } from "@dispatch/db";
-import { eventSubscriberService } from "@dispatch/events";
+import { eventSubscriberService, ProcessedEventsRetention } from "@dispatch/events";
 import { IdentityService } from "@dispatch/gen/dispatch/identity/v1/identity_pb.ts";
 import {
   ConfigError,
@@ -87,6 +87,12 @@ export async function startNotifications(
     concurrency: config.PUSH_CONCURRENCY,
   });
 
+  const processed = new ProcessedEventsRetention({
+    db: database.db,
+    logger,
+    retentionMs: config.PROCESSED_EVENTS_RETENTION_S * 1000,
+  });
+
   const server = await serve({
     name: "notifications",
     services: [
@@ -111,6 +117,7 @@ export async function startNotifications(
     handleSignals,
     onShutdown: async () => {
       await worker.stop();
+      await processed.stop();
       await queueVacuum.settled();
       await push.ios.close?.();
       await push.android.close?.();
@@ -119,6 +126,7 @@ export async function startNotifications(
     },
   });
   worker.start();
+  processed.start();
   return server;
 }
 

@@ -23,6 +23,8 @@ export function ordersConfig(env: NodeJS.ProcessEnv = process.env) {
       EVENT_SUBSCRIBERS: optionalString(),
       /** How long a published event stays in the outbox before the relay deletes it, in seconds. */
       OUTBOX_RETENTION_S: integer(3600, 0, 315_360_000),
+      /** How long an applied event's id is kept to recognise it if it is sent again, in seconds. */
+      PROCESSED_EVENTS_RETENTION_S: integer(86_400, 60, 315_360_000),
     },
     env,
   );

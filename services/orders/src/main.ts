@@ -1,7 +1,12 @@
 import { fileURLToPath } from "node:url";
 import { closeClient, closeClients, createClient } from "@dispatch/client";
 import { openDatabase } from "@dispatch/db";
-import { eventSubscriberService, OutboxRelay, subscribersFrom } from "@dispatch/events";
+import {
+  eventSubscriberService,
+  OutboxRelay,
+  ProcessedEventsRetention,
+  subscribersFrom,
+} from "@dispatch/events";
 import { CatalogService } from "@dispatch/gen/dispatch/catalog/v1/catalog_pb.ts";
 import { createLogger, currentCall, isEntryPoint, runMain, type Server, serve } from "@dispatch/runtime";
 import { ordersConfig } from "./config.ts";
@@ -35,6 +40,11 @@ export async function startOrders(
     logger,
     publishedRetentionMs: config.OUTBOX_RETENTION_S * 1000,
   });
+  const processed = new ProcessedEventsRetention({
+    db: database.db,
+    logger,
+    retentionMs: config.PROCESSED_EVENTS_RETENTION_S * 1000,
+  });
 
   const server = await serve({
     name: "orders",
@@ -53,12 +63,14 @@ export async function startOrders(
     handleSignals,
     onShutdown: async () => {
       await relay.stop();
+      await processed.stop();
       closeClient(catalog);
       await closeClients();
       await database.close();
     },
   });
   relay.start();
+  processed.start();
   return server;
 }
 

@@ -17,6 +17,7 @@ describe("orders as a process", () => {
         LOG_LEVEL: "loud",
         ADMIN_PORT: "99999",
         OUTBOX_RETENTION_S: "an hour",
+        PROCESSED_EVENTS_RETENTION_S: "0",
       },
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -30,6 +31,7 @@ describe("orders as a process", () => {
     expect(lines[0]).toContain("ADMIN_PORT must be an integer 0-65535");
     expect(lines[0]).toContain("LOG_LEVEL must be one of");
     expect(lines[0]).toContain('OUTBOX_RETENTION_S must be an integer 0-315360000 (got "an hour")');
+    expect(lines[0]).toContain('PROCESSED_EVENTS_RETENTION_S must be an integer 60-315360000 (got "0")');
   });
 
   it("drains, closes its database and exits 0 on SIGTERM", async () => {

@@ -1,0 +1,2 @@
+ALTER TABLE "outbox" ADD COLUMN "delivered_to" text[] DEFAULT '{}'::text[] NOT NULL;--> statement-breakpoint
+CREATE INDEX "processed_events_processed_at_idx" ON "processed_events" USING btree ("processed_at");
