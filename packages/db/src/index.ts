@@ -5,4 +5,4 @@ export {
   QueryCancelledError,
 } from "./cancellation.ts";
 export { type Database, type OpenDatabaseOptions, openDatabase, rowsOf } from "./open-database.ts";
-export { QueueVacuum } from "./queue-vacuum.ts";
+export { type AnyDb, QueueVacuum } from "./queue-vacuum.ts";

@@ -2,8 +2,9 @@ import { counter } from "@dispatch/runtime";
 import { sql } from "drizzle-orm";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 
+/** A drizzle database of any service's schema, for code that works on tables every service has. */
 // biome-ignore lint/suspicious/noExplicitAny: any service's schema
-type AnyDb = PgDatabase<PgQueryResultHKT, any>;
+export type AnyDb = PgDatabase<PgQueryResultHKT, any>;
 
 interface VacuumLogger {
   debug(obj: object, msg: string): void;

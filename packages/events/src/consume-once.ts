@@ -1,12 +1,11 @@
 import { Code } from "@connectrpc/connect";
+import type { AnyDb } from "@dispatch/db";
 import { type Event, EventSubscriberService } from "@dispatch/gen/dispatch/events/v1/events_pb.ts";
 import { DispatchError, type ServiceRegistration } from "@dispatch/runtime";
-import type { PgDatabase, PgQueryResultHKT, PgTransaction } from "drizzle-orm/pg-core";
+import type { PgQueryResultHKT, PgTransaction } from "drizzle-orm/pg-core";
 import { handleEventsWith } from "./handle-events.ts";
 import { processedEvents } from "./tables.ts";
 
-// biome-ignore lint/suspicious/noExplicitAny: consumers work on any service's schema
-type AnyDb = PgDatabase<PgQueryResultHKT, any>;
 // biome-ignore lint/suspicious/noExplicitAny: the transaction of any service's schema
 export type AnyTx = PgTransaction<PgQueryResultHKT, any, any>;
 

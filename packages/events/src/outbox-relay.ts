@@ -1,7 +1,7 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Client } from "@dispatch/client";
-import { QueueVacuum, rowsOf } from "@dispatch/db";
+import { type AnyDb, QueueVacuum, rowsOf } from "@dispatch/db";
 import {
   type Event,
   EventSchema,
@@ -9,12 +9,8 @@ import {
 } from "@dispatch/gen/dispatch/events/v1/events_pb.ts";
 import { counter, gauge, Poller, withContextFrom } from "@dispatch/runtime";
 import { sql } from "drizzle-orm";
-import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import type { Logger } from "pino";
 import { deleteOlderThan } from "./prune.ts";
-
-// biome-ignore lint/suspicious/noExplicitAny: the relay works on any service's schema
-type AnyDb = PgDatabase<PgQueryResultHKT, any>;
 
 export interface Subscriber {
   name: string;
@@ -277,7 +273,7 @@ export class OutboxRelay {
       subject: string;
       payload: Uint8Array;
       attempts: number;
-      delivered_to: string[] | string | null;
+      delivered_to: string[];
     }>(
       await this.opts.db.execute(sql`
         update outbox set next_attempt_at = now() + make_interval(secs => ${lease}), attempts = attempts + 1
@@ -293,10 +289,11 @@ export class OutboxRelay {
         )
         returning id, subject, payload, attempts, delivered_to`),
     );
+    // Both drivers (postgres.js, PGlite) hand a text[] over as an array of strings.
     return rows.map(({ delivered_to, ...r }) => ({
       ...r,
       payload: new Uint8Array(r.payload),
-      deliveredTo: textArray(delivered_to),
+      deliveredTo: delivered_to,
     }));
   }
 
@@ -322,18 +319,6 @@ export class OutboxRelay {
     }
     return delivered;
   }
-}
-
-/** A text[] column as the driver hands it: an array (postgres.js, PGlite) or its literal ("{a,b}"). */
-function textArray(v: string[] | string | null): string[] {
-  if (v === null) return [];
-  if (Array.isArray(v)) return v;
-  return v === "{}"
-    ? []
-    : v
-        .slice(1, -1)
-        .split(",")
-        .map((x) => x.replace(/^"|"$/g, ""));
 }
 
 const relays = new Set<OutboxRelay>();

@@ -1,10 +1,7 @@
+import type { AnyDb } from "@dispatch/db";
 import { counter } from "@dispatch/runtime";
-import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import type { Logger } from "pino";
 import { deleteOlderThan } from "./prune.ts";
-
-// biome-ignore lint/suspicious/noExplicitAny: works on any service's schema
-type AnyDb = PgDatabase<PgQueryResultHKT, any>;
 
 export interface ProcessedEventsRetentionOptions {
   db: AnyDb;

@@ -1,9 +1,5 @@
-import { rowsOf } from "@dispatch/db";
+import { type AnyDb, rowsOf } from "@dispatch/db";
 import { sql } from "drizzle-orm";
-import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
-
-// biome-ignore lint/suspicious/noExplicitAny: works on any service's schema
-type AnyDb = PgDatabase<PgQueryResultHKT, any>;
 
 /**
  * Rows deleted per statement, so that no one statement holds many row locks or runs long (2,000: 60 ms
