@@ -360,9 +360,12 @@ function sweep(): void {
  * and PostgreSQL forks a backend for each: at one deadline, ten callers' statements took up to 135 ms to
  * be stopped on this machine (the last fork of ten; 7–10 ms for one alone). With a connection of its own
  * (`sql`, one connection, kept open), the statements to stop within one turn of the event loop go as one
- * `pg_cancel_backend` over it: the same signal to the same backends (by the pid postgres.js learnt at
- * connect), one round trip for all. Without one, or if that statement fails (the database away), each
- * falls back to postgres.js' CancelRequest.
+ * `pg_cancel_backend` over it: SIGINT to the same backends (by the pid postgres.js learnt at connect),
+ * one round trip for all. It is also the cleaner signal: `pg_cancel_backend` sends one SIGINT, while the
+ * process PostgreSQL 15 forks for a CancelRequest sends two, to the backend and then to its process
+ * group (`strace` on the postmaster shows both). Usually they merge; when that process is preempted
+ * between them, the second can stop the statement the connection runs next. Without a connection of its
+ * own, or if that statement fails (the database away), each falls back to postgres.js' CancelRequest.
  */
 export class Canceller {
   private readonly batch = new Map<number, PendingQuery>();
