@@ -14,6 +14,7 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.ts";
 import { NODE_FLAGS } from "../packages/build/src/node-flags.ts";
+import { waitForPnpmStartPorts } from "../scripts/start-ports.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const admin = process.env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -143,51 +144,9 @@ async function measureService(svc: (typeof services)[number]): Promise<StartupRo
   };
 }
 
-/** The fixed ports `pnpm start` listens on (scripts/start.ts; README's table). */
-const pnpmStartPorts = [
-  8080, 50050, 50051, 50052, 50053, 50054, 50055, 51050, 51051, 51052, 51053, 51054, 51055,
-];
-
-function listenable(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.once("error", () => resolve(false));
-    s.listen(port, "0.0.0.0", () => s.close(() => resolve(true)));
-  });
-}
-
-/**
- * Waits (up to 70 s) until `pnpm start`'s ports can be bound, and otherwise names every TCP socket on
- * them, in any state: a full `pnpm bench` once failed here with payments' EADDRINUSE on 50054 and nothing
- * to say who held it, and another (2026-12-05) found no listener on 50054 after 15 s. The ports lie in
- * Linux's ephemeral range (32768–60999), so a client connection the benchmark made a moment before can be
- * holding one as its local port until that connection is closed.
- */
-async function pnpmStartPortsFree(): Promise<void> {
-  const until = performance.now() + 70_000;
-  for (;;) {
-    const busy: number[] = [];
-    for (const port of pnpmStartPorts) if (!(await listenable(port))) busy.push(port);
-    if (busy.length === 0) return;
-    if (performance.now() > until) {
-      let holders = "";
-      try {
-        holders = execFileSync("ss", ["-tanp"], { encoding: "utf8" })
-          .split("\n")
-          .filter((l) => busy.some((p) => l.includes(`:${p} `)))
-          .join("\n");
-      } catch {
-        holders = "(ss not available)";
-      }
-      throw new Error(`pnpm start's ports ${busy.join(", ")} are taken:\n${holders}`);
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
-
 /** `pnpm start` from spawn to its "all healthy" banner, its PGlite folders under `dataRoot`. */
 async function measurePnpmStart(dataRoot: string): Promise<number> {
-  await pnpmStartPortsFree();
+  await waitForPnpmStartPorts(70_000);
   const t0 = performance.now();
   const child = spawn(process.execPath, ["--import", "tsx", "scripts/start.ts"], {
     cwd: root,

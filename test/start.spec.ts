@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { bundleForLocalRun } from "../packages/build/src/bundle.ts";
+import { waitForPnpmStartPorts } from "../scripts/start-ports.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const app = "http://127.0.0.1:8080/dispatch.app.v1.AppService";
@@ -13,10 +14,12 @@ const app = "http://127.0.0.1:8080/dispatch.app.v1.AppService";
 /**
  * `pnpm start` as README gives it, its PGlite folders under `dataRoot`; resolves at the "all healthy" banner.
  * Its ports are fixed (8080, 5005x, 5105x) and inside the kernel's ephemeral range, where another suite's
- * listener on port 0 may sit for a moment: a start that failed on EADDRINUSE is tried again, anything else fails.
+ * socket may sit for a while: it starts once they can all be bound (up to 60 s, else the error names who
+ * holds them), and a start that still failed on EADDRINUSE is tried again; anything else fails.
  */
 async function pnpmStart(dataRoot: string): Promise<ChildProcess> {
   for (let attempt = 1; ; attempt++) {
+    await waitForPnpmStartPorts(60_000);
     try {
       return await pnpmStartOnce(dataRoot);
     } catch (err) {
