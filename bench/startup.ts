@@ -14,7 +14,7 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.ts";
 import { NODE_FLAGS } from "../packages/build/src/node-flags.ts";
-import { waitForPnpmStartPorts } from "../scripts/start-ports.ts";
+import { waitForPorts } from "../scripts/start-ports.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const admin = process.env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -146,7 +146,7 @@ async function measureService(svc: (typeof services)[number]): Promise<StartupRo
 
 /** `pnpm start` from spawn to its "all healthy" banner, its PGlite folders under `dataRoot`. */
 async function measurePnpmStart(dataRoot: string): Promise<number> {
-  await waitForPnpmStartPorts(70_000);
+  await waitForPorts(70_000);
   const t0 = performance.now();
   const child = spawn(process.execPath, ["--import", "tsx", "scripts/start.ts"], {
     cwd: root,

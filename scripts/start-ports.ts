@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import net from "node:net";
 
 /** The fixed ports `pnpm start` listens on (scripts/start.ts; README's table). */
@@ -14,31 +14,76 @@ function listenable(port: number): Promise<boolean> {
   });
 }
 
+/** Of `ports`, those a listener on 0.0.0.0 cannot bind now. */
+export async function busyPorts(ports: readonly number[] = PNPM_START_PORTS): Promise<number[]> {
+  const busy: number[] = [];
+  for (const port of ports) if (!(await listenable(port))) busy.push(port);
+  return busy;
+}
+
+// The kernel's TCP states, as /proc/net/tcp numbers them.
+const STATES = [
+  "",
+  "ESTABLISHED",
+  "SYN_SENT",
+  "SYN_RECV",
+  "FIN_WAIT1",
+  "FIN_WAIT2",
+  "TIME_WAIT",
+  "CLOSE",
+  "CLOSE_WAIT",
+  "LAST_ACK",
+  "LISTEN",
+  "CLOSING",
+];
+
 /**
- * Waits until every one of `pnpm start`'s ports can be bound, for the benchmark and the test that start
- * it after other work. The ports lie in Linux's ephemeral range (32768–60999), so a client connection
- * made a moment before, or a listener on port 0 still shutting down, can be holding one: a full
- * `pnpm bench` failed on 50054 with no listener there, and CI's start test on 50050 for 6 s. Past
- * `timeoutMs` it throws, naming every TCP socket on the busy ports, in any state.
+ * Every TCP socket on this host whose local port is one of `ports`, from /proc/net/tcp and tcp6:
+ * "50050 TIME_WAIT to 127.0.0.1:6379"-like lines. Empty where /proc has no such files.
  */
-export async function waitForPnpmStartPorts(timeoutMs: number): Promise<void> {
+export function socketsOn(ports: readonly number[]): { port: number; state: string; text: string }[] {
+  const found: { port: number; state: string; text: string }[] = [];
+  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    let table: string;
+    try {
+      table = readFileSync(file, "utf8");
+    } catch {
+      continue;
+    }
+    for (const line of table.split("\n").slice(1)) {
+      const [, local, remote, st] = line.trim().split(/\s+/);
+      if (!local || !remote || !st) continue;
+      const port = Number.parseInt(local.split(":")[1] ?? "", 16);
+      if (!ports.includes(port)) continue;
+      const state = STATES[Number.parseInt(st, 16)] ?? st;
+      const peerPort = Number.parseInt(remote.split(":")[1] ?? "", 16);
+      const text = state === "LISTEN" ? `${port} LISTEN` : `${port} ${state} (peer port ${peerPort})`;
+      found.push({ port, state, text });
+    }
+  }
+  return found;
+}
+
+/**
+ * Waits until every one of `ports` can be bound. They lie in Linux's ephemeral range (32768–60999)
+ * (8080 aside), so a connection this host made a moment before can hold one as its local port, in
+ * TIME_WAIT for up to 60 s after it closed: a full `pnpm bench` failed on 50054 with no listener there,
+ * and CI's start test on 50050 for 6 s. Past `timeoutMs` it throws, naming every socket on them.
+ */
+export async function waitForPorts(
+  timeoutMs: number,
+  ports: readonly number[] = PNPM_START_PORTS,
+): Promise<void> {
   const until = performance.now() + timeoutMs;
   for (;;) {
-    const busy: number[] = [];
-    for (const port of PNPM_START_PORTS) if (!(await listenable(port))) busy.push(port);
+    const busy = await busyPorts(ports);
     if (busy.length === 0) return;
     if (performance.now() > until) {
-      let holders = "";
-      try {
-        holders = execFileSync("ss", ["-tanp"], { encoding: "utf8" })
-          .split("\n")
-          .filter((l) => busy.some((p) => l.includes(`:${p} `)))
-          .join("\n");
-      } catch {
-        holders = "(ss not available)";
-      }
-      throw new Error(`pnpm start's ports ${busy.join(", ")} are taken:\n${holders}`);
+      const held = socketsOn(busy).map((s) => `  ${s.text}`);
+      throw new Error(
+        `ports ${busy.join(", ")} are taken:\n${held.join("\n") || "  (no socket on them in /proc/net/tcp)"}`,
+      );
     }
-    await new Promise((r) => setTimeout(r, 500));
+    await new Promise((r) => setTimeout(r, 250));
   }
 }

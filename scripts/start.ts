@@ -17,6 +17,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.ts";
 import { bundleForLocalRun } from "../packages/build/src/bundle.ts";
 import { NODE_FLAGS } from "../packages/build/src/node-flags.ts";
+import { busyPorts, socketsOn, waitForPorts } from "./start-ports.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const dataRoot = resolve(root, process.env.DATA_ROOT ?? ".data");
@@ -115,7 +116,29 @@ async function stopAll(exitCode = 0): Promise<void> {
 process.on("SIGINT", () => void stopAll(0));
 process.on("SIGTERM", () => void stopAll(0));
 
+/**
+ * Another program listening on one of the ports is a reason to stop at once; a connection that closed a
+ * moment ago and holds one as its local port (TIME_WAIT, up to 60 s) is waited out.
+ */
+async function portsFree(): Promise<void> {
+  const busy = await busyPorts();
+  if (busy.length === 0) return;
+  const held = socketsOn(busy);
+  const listeners = [...new Set(held.filter((s) => s.state === "LISTEN").map((s) => s.port))];
+  if (listeners.length > 0) {
+    console.error(
+      `pnpm start: port ${listeners.join(", ")} already has a listener (another \`pnpm start\`, or another program); stop it first`,
+    );
+    process.exit(1);
+  }
+  console.error(
+    `pnpm start: waiting for port ${busy.join(", ")}, held by connections that closed a moment ago:\n${held.map((s) => `  ${s.text}`).join("\n")}`,
+  );
+  await waitForPorts(65_000);
+}
+
 try {
+  await portsFree();
   // The bundles build while the databases are made; the gateway, which has none, starts first.
   const databases = promisify(execFile)(process.execPath, [
     join(root, "packages/db/src/embedded-data-dirs.ts"),

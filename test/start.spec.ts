@@ -1,12 +1,13 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync, statSync, utimesSync } from "node:fs";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { bundleForLocalRun } from "../packages/build/src/bundle.ts";
-import { waitForPnpmStartPorts } from "../scripts/start-ports.ts";
+import { busyPorts, socketsOn, waitForPorts } from "../scripts/start-ports.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const app = "http://127.0.0.1:8080/dispatch.app.v1.AppService";
@@ -19,7 +20,7 @@ const app = "http://127.0.0.1:8080/dispatch.app.v1.AppService";
  */
 async function pnpmStart(dataRoot: string): Promise<ChildProcess> {
   for (let attempt = 1; ; attempt++) {
-    await waitForPnpmStartPorts(60_000);
+    await waitForPorts(60_000);
     try {
       return await pnpmStartOnce(dataRoot);
     } catch (err) {
@@ -49,6 +50,14 @@ async function pnpmStartOnce(dataRoot: string): Promise<ChildProcess> {
     );
   });
   return child;
+}
+
+/** A listener of another program on `port` (all addresses, as the services bind). */
+async function listenOn(port: number): Promise<net.Server> {
+  const server = net.createServer();
+  server.listen(port, "0.0.0.0");
+  await once(server, "listening");
+  return server;
 }
 
 /** Ctrl-C, as a developer stops it: every service drains and the launcher exits 0. */
@@ -119,6 +128,47 @@ describe("pnpm start", () => {
       expect(await interrupt(again)).toBe(0);
     }
   }, 240_000);
+
+  it("refuses at once while another program listens on one of its ports, and names the port", async () => {
+    const other = await listenOn(51055);
+    try {
+      const child = spawn(process.execPath, ["--import", "tsx", "scripts/start.ts"], {
+        cwd: root,
+        env: { ...process.env, LOG_LEVEL: "warn", DATA_ROOT: dataRoot },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let out = "";
+      child.stdout!.on("data", (d: Buffer) => {
+        out += d;
+      });
+      child.stderr!.on("data", (d: Buffer) => {
+        out += d;
+      });
+      const [code] = await once(child, "exit");
+      expect(code).toBe(1);
+      expect(out).toContain("port 51055 already has a listener");
+      expect(out).not.toContain("Dispatch is up");
+    } finally {
+      await new Promise((r) => other.close(r));
+    }
+  }, 60_000);
+
+  it("waits for a port that is taken for a moment, and names the socket on one that stays taken", async () => {
+    const briefly = await listenOn(51055);
+    setTimeout(() => briefly.close(), 1000);
+    const t0 = performance.now();
+    await waitForPorts(10_000, [51055]);
+    expect(performance.now() - t0).toBeGreaterThan(900);
+    expect(await busyPorts([51055])).toEqual([]);
+
+    const held = await listenOn(51055);
+    try {
+      expect(socketsOn([51055]).map((s) => s.text)).toContain("51055 LISTEN");
+      await expect(waitForPorts(500, [51055])).rejects.toThrow(/ports 51055 are taken:\n {2}51055 LISTEN/);
+    } finally {
+      await new Promise((r) => held.close(r));
+    }
+  });
 
   it("rebuilds a service's bundle when one of its sources changes, and only then", async () => {
     await bundleForLocalRun("payments");
