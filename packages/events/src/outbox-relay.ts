@@ -256,9 +256,7 @@ export class OutboxRelay {
   private async retryLater(row: Claimed, message: string, took: string[]): Promise<void> {
     const backoff = this.backoffMs(row.attempts);
     await this.opts.db.execute(
-      took.length === 0
-        ? sql`update outbox set next_attempt_at = now() + make_interval(secs => ${backoff / 1000}), last_error = ${message} where id = ${row.id}`
-        : sql`update outbox set next_attempt_at = now() + make_interval(secs => ${backoff / 1000}), last_error = ${message}, delivered_to = delivered_to || ${sql.param(took)}::text[] where id = ${row.id}`,
+      sql`update outbox set next_attempt_at = now() + make_interval(secs => ${backoff / 1000}), last_error = ${message}, delivered_to = delivered_to || ${sql.param(took)}::text[] where id = ${row.id}`,
     );
     this.opts.logger.warn(
       { eventId: row.id, subject: row.subject, attempts: row.attempts, retryInMs: backoff, err: message },
