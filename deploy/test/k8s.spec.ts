@@ -4,6 +4,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { services } from "@dispatch/build/src/dockerfile.ts";
 import { TERMINATION_GRACE_SECONDS } from "@dispatch/build/src/k8s.ts";
+import { NODE_FLAGS } from "@dispatch/build/src/node-flags.ts";
 import { deployFiles } from "@dispatch/build/src/write-deploy.ts";
 import { Deployment } from "kubernetes-models/apps/v1/Deployment";
 import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler";
@@ -97,6 +98,30 @@ describe.each(["dev", "prod"])("kubectl kustomize deploy/k8s/overlays/%s", (over
         overlay === "prod" ? /^registry\.example\.com\/dispatch\/.+:1\.0\.0$/ : /^dispatch\/.+:dev$/,
       );
       if (overlay === "prod") expect(d.spec.replicas).toBeGreaterThanOrEqual(2);
+    }
+  });
+
+  it("keeps V8's heap, as node reads the images' flags, to three quarters of every service container's memory limit", () => {
+    // What the flags mean to V8 (old generation and semi-spaces), read from the node that runs the tests.
+    const heapLimit = Number(
+      execFileSync(
+        process.execPath,
+        [...NODE_FLAGS, "-p", "require('node:v8').getHeapStatistics().heap_size_limit"],
+        { encoding: "utf8" },
+      ),
+    );
+    const containers = [...ours(objs, "Deployment"), ...ours(objs, "Job")].flatMap((o) =>
+      o.spec.template.spec.containers.map((c: Obj) => ({ name: `${o.kind}/${o.metadata.name}`, c })),
+    );
+    expect(containers.length).toBeGreaterThan(services.length);
+    for (const { name, c } of containers) {
+      const m = /^(\d+)Mi$/.exec(c.resources.limits.memory);
+      expect(m, `${name}: limits.memory ${c.resources.limits.memory}`).not.toBeNull();
+      const limit = Number(m![1]) * 2 ** 20;
+      expect(
+        heapLimit,
+        `${name}: V8's heap limit against limits.memory ${c.resources.limits.memory}`,
+      ).toBeLessThanOrEqual(limit * 0.75);
     }
   });
 

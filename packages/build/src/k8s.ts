@@ -7,6 +7,7 @@
  */
 import { stringify } from "yaml";
 import type { ImageSpec } from "./dockerfile.ts";
+import { CONTAINER_MEMORY_MIB } from "./node-flags.ts";
 
 export interface ServiceManifest {
   /** spec.database: owns a PostgreSQL database (DATABASE_URL from the secret, a migration Job). */
@@ -103,7 +104,7 @@ export function deployment(m: ServiceManifest) {
               ],
               resources: {
                 requests: { cpu: "100m", memory: "96Mi" },
-                limits: { cpu: "1", memory: "256Mi" },
+                limits: { cpu: "1", memory: `${CONTAINER_MEMORY_MIB}Mi` },
               },
               // Native gRPC probes against grpc.health.v1 (Kubernetes >= 1.27).
               startupProbe: { grpc: { port }, periodSeconds: 2, failureThreshold: 60 },
@@ -203,7 +204,8 @@ export function migrationJob(m: ServiceManifest) {
               ],
               resources: {
                 requests: { cpu: "50m", memory: "64Mi" },
-                limits: { cpu: "500m", memory: "192Mi" },
+                // The same image and node flags as the service: the same memory limit (see node-flags.ts).
+                limits: { cpu: "500m", memory: `${CONTAINER_MEMORY_MIB}Mi` },
               },
               securityContext: containerSecurity(),
             },
