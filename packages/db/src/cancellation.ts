@@ -25,6 +25,24 @@ export class DatabaseUnavailableError extends Error {
   }
 }
 
+/**
+ * PostgreSQL stopped the statement itself: it ran past `statement_timeout`, or waited past `lock_timeout`
+ * (or another session cancelled it). The database is up and the statement was too slow this time, as
+ * under overload: `grpcCode` 14 (UNAVAILABLE) tells callers they may retry with backoff, where INTERNAL
+ * would say our code is wrong. Unlike DatabaseUnavailableError it does not close the database gate: the
+ * next statement may well be quick.
+ */
+export class StatementTimeoutError extends Error {
+  override name = "StatementTimeoutError";
+  readonly grpcCode = 14;
+  constructor(cause: unknown) {
+    super(`database statement stopped: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+  }
+}
+
+// SQLSTATEs of a statement PostgreSQL stopped: query_canceled (statement_timeout), lock_not_available.
+const STOPPED = new Set([QUERY_CANCELED, "55P03"]);
+
 // Connection-level failures (postgres.js codes and SQLSTATE classes 08, 57P0x): the database, not the query.
 const UNAVAILABLE = new Set([
   "ECONNREFUSED",
@@ -414,9 +432,16 @@ function alone(query: PendingQuery): boolean {
 }
 
 function classify(err: unknown): unknown {
-  if (err instanceof DatabaseUnavailableError || err instanceof QueryCancelledError) return err;
+  if (
+    err instanceof DatabaseUnavailableError ||
+    err instanceof QueryCancelledError ||
+    err instanceof StatementTimeoutError
+  )
+    return err;
   const code = (err as { code?: unknown } | undefined)?.code;
-  return typeof code === "string" && UNAVAILABLE.has(code) ? new DatabaseUnavailableError(err) : err;
+  if (typeof code !== "string") return err;
+  if (UNAVAILABLE.has(code)) return new DatabaseUnavailableError(err);
+  return STOPPED.has(code) ? new StatementTimeoutError(err) : err;
 }
 
 const querySeconds = histogram(
@@ -515,7 +540,9 @@ function timed(query: PendingQuery, text: string): PendingQuery {
             ? "cancelled"
             : err instanceof DatabaseUnavailableError
               ? "unavailable"
-              : "error",
+              : err instanceof StatementTimeoutError
+                ? "timeout"
+                : "error",
         );
         if (reject) return reject(err);
         throw err;

@@ -3,6 +3,7 @@ export {
   isDatabaseUnavailable,
   isQueryCancelled,
   QueryCancelledError,
+  StatementTimeoutError,
 } from "./cancellation.ts";
 export { type Database, type OpenDatabaseOptions, openDatabase, rowsOf } from "./open-database.ts";
 export { type AnyDb, QueueVacuum } from "./queue-vacuum.ts";

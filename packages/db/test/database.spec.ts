@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { fileURLToPath } from "node:url";
+import { toWireStatus } from "@dispatch/runtime";
 import { eq, sql } from "drizzle-orm";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -393,6 +394,60 @@ describe.runIf(adminUrl)("openDatabase on PostgreSQL", () => {
       await database.close();
     }
   }, 30_000);
+
+  it("answers a statement PostgreSQL stopped (statement_timeout, lock_timeout) as UNAVAILABLE and keeps the database open", async () => {
+    const database = await openDatabase({
+      service: "timeouttest",
+      url,
+      schema,
+      migrationsFolder,
+      statementTimeoutMs: 100,
+    });
+    const admin = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      const failure = (p: Promise<unknown>) =>
+        p.then(
+          () => expect.unreachable("the statement should have been stopped"),
+          (e: unknown) => e,
+        );
+      const expectRetryable = (err: unknown, sqlState: string) => {
+        // drizzle wraps the driver's error; the SQLSTATE stays in the cause chain.
+        let e = err as { code?: string; cause?: unknown } | undefined;
+        while (e && e.code !== sqlState) e = e.cause as typeof e;
+        expect(e?.code, String(err)).toBe(sqlState);
+        const status = toWireStatus(err);
+        expect(status.code).toBe(14); // UNAVAILABLE: retry with backoff; not INTERNAL
+        expect(status.unexpected).toBe(false);
+        expect(isDatabaseUnavailable(err)).toBe(false);
+      };
+      const t0 = performance.now();
+      expectRetryable(await failure(database.db.execute(sql`select pg_sleep(2)`)), "57014");
+      expect(performance.now() - t0).toBeLessThan(1500);
+      // Inside a transaction: waiting on a row lock past lock_timeout; the transaction is rolled back.
+      await database.db.insert(notes).values({ id: 9001, body: "locked" });
+      await admin.begin(async (tx) => {
+        await tx`select * from notes where id = 9001 for update`;
+        expectRetryable(
+          await failure(
+            database.db.transaction(async (t) => {
+              await t.execute(sql`set local lock_timeout = '50ms'`);
+              await t.insert(notes).values({ id: 9002, body: "not kept" });
+              await t.update(notes).set({ body: "changed" }).where(eq(notes.id, 9001));
+            }),
+          ),
+          "55P03",
+        );
+      });
+      const rows = await database.db.select().from(notes).where(eq(notes.id, 9002));
+      expect(rows).toEqual([]);
+      // The gate stayed open: the next statement runs at once.
+      const [row] = await database.db.select().from(notes).where(eq(notes.id, 9001));
+      expect(row?.body).toBe("locked");
+    } finally {
+      await admin.end();
+      await database.close();
+    }
+  });
 
   it("reports a connection the server dropped as DatabaseUnavailableError (UNAVAILABLE), then reconnects", async () => {
     const database = await openDatabase({ service: "droptest", url, schema, migrationsFolder });
