@@ -125,8 +125,35 @@ describe(`orders store (${process.env.TEST_DATABASE_URL ? "postgres" : "pglite"}
     queries = [];
     const active = await repo.listActive(userId);
     expect(queries).toHaveLength(1);
-    expect(queries[0]).toMatch(/from "orders" inner join "restaurants" .* inner join "order_items"/);
+    // One row per order: the lines come folded into a JSON array, not joined (a row per line).
+    expect(queries[0]).toMatch(/json_agg\(.* from "order_items" where/s);
+    expect(queries[0]).toMatch(/from "orders" inner join "restaurants"/);
+    expect(queries[0]).not.toMatch(/join "order_items"/);
     expect(active.map((o) => o.items.length)).toEqual([2, 3, 1]);
     expect(active.every((o) => o.restaurantName === "Forno Rosso")).toBe(true);
+    // Each listed order is the order GetOrder reads (its lines in line order, names, quantities, prices,
+    // address, times), without the status history that lists leave out.
+    for (const o of active) {
+      const read = await repo.get(o.id);
+      expect(o).toEqual({ ...read, statusHistory: [] });
+    }
+    expect(active[1]!.items).toEqual([
+      { menuItemId: "item-0", name: "Item 0", quantity: 1, unitPrice: eur(100), lineTotal: eur(100) },
+      { menuItemId: "item-1", name: "Item 1", quantity: 2, unitPrice: eur(100), lineTotal: eur(200) },
+      { menuItemId: "item-2", name: "Item 2", quantity: 3, unitPrice: eur(100), lineTotal: eur(300) },
+    ]);
+    expect(active[0]!.createdAt).toBeInstanceOf(Date);
+  });
+
+  it("lists names that JSON must escape, and large prices, as they were stored", async () => {
+    const o = newOrder(`user-${randomUUID()}`, 2);
+    o.items[0]!.name = 'Crème "brûlée" \\ 🍮\n2';
+    o.items[1]!.unitPrice = eur(2 ** 40);
+    o.items[1]!.lineTotal = eur(2 ** 41);
+    await repo.insert(o, placed);
+    const [listed] = await repo.listActive(o.userId);
+    expect(listed!.items.map((i) => i.name)).toEqual(['Crème "brûlée" \\ 🍮\n2', "Item 1"]);
+    expect(listed!.items[1]!.unitPrice).toEqual(eur(2 ** 40));
+    expect(listed!.items[1]!.lineTotal).toEqual(eur(2 ** 41));
   });
 });
