@@ -151,7 +151,11 @@ function plan(stack: Stack, userId: string): { text: string; indexes: string[] }
     { u: userId },
   );
   const indexes = [
-    ...new Set([...text.matchAll(/(?:Index|Index Only) Scan(?: Backward)? using (\S+)/g)].map((m) => m[1]!)),
+    ...new Set(
+      [
+        ...text.matchAll(/(?:Index|Index Only) Scan(?: Backward)? using (\S+)|Bitmap Index Scan on (\S+)/g),
+      ].map((m) => (m[1] ?? m[2])!),
+    ),
   ];
   return { text: text.trimEnd(), indexes };
 }
