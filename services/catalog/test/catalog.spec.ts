@@ -101,6 +101,11 @@ describe(`catalog over gRPC (${process.env.TEST_DATABASE_URL ? "postgres" : "pgl
     expect(res.restaurant?.id).toBe("rst-002");
     expect(res.items.map((i) => i.id)).toEqual(["rst-002-item-03", "rst-002-item-01"]);
     expect(res.missingMenuItemIds).toEqual(["rst-001-item-01", "nope"]);
+    // Each priced item is the menu's item, field for field; the restaurant is GetRestaurant's.
+    const menu = await catalog.getMenu({ restaurantId: "rst-002" });
+    const byId = new Map(menu.items.map((i) => [i.id, i]));
+    for (const item of res.items) expect(item).toEqual(byId.get(item.id));
+    expect(res.restaurant).toEqual((await catalog.getRestaurant({ restaurantId: "rst-002" })).restaurant);
 
     const none = await catalog.batchGetMenuItems({ restaurantId: "rst-002", menuItemIds: ["nope"] });
     expect(none.restaurant?.id).toBe("rst-002");

@@ -66,30 +66,64 @@ export class PgCatalogRepository implements CatalogRepository {
     ids: readonly string[],
   ): Promise<{ restaurant: Restaurant; items: MenuItem[] } | undefined> {
     this.withItems ??= this.buildWithItems();
-    const rows = await this.withItems.execute({ restaurantId, ids: [...ids] });
-    if (rows.length === 0) return undefined;
-    return {
-      restaurant: toRestaurant(rows[0]!.restaurant),
-      items: rows.flatMap((r) => (r.item ? [toMenuItem(r.item)] : [])),
-    };
+    const [row] = await this.withItems.execute({ restaurantId, ids: [...ids] });
+    if (!row) return undefined;
+    return { restaurant: toRestaurant(row.restaurant), items: row.items.map(itemOf) };
   }
 
   private withItems: ReturnType<PgCatalogRepository["buildWithItems"]> | undefined;
 
+  /**
+   * The restaurant's row once, the asked-for items folded into a JSON array by PostgreSQL. A join (a row
+   * per item, every restaurant column repeated on each) cost catalog more CPU per order to parse and map
+   * (docs/BENCHMARKS.md, twelfth round).
+   */
   private buildWithItems() {
+    const m = menuItems;
+    // Qualified by hand: drizzle writes a single-table select's columns unqualified, and inside the
+    // subquery a bare "id" would be the menu item's.
+    const restaurantId = sql`${restaurants}.${sql.identifier(restaurants.id.name)}`;
+    const item = sql`json_build_array(${m.id}, ${m.restaurantId}, ${m.name}, ${m.description}, ${m.category},
+      ${m.currencyCode}, ${m.priceMinor}, ${m.available})`;
+    const items = sql<ItemTuple[]>`(select coalesce(json_agg(${item}), '[]'::json) from ${m}
+      where ${m.restaurantId} = ${restaurantId} and ${m.id} = any(${sql.placeholder("ids")}::text[]))`.mapWith(
+      jsonValue,
+    );
     return this.db
-      .select({ restaurant: restaurants, item: menuItems })
+      .select({ restaurant: restaurants, items })
       .from(restaurants)
-      .leftJoin(
-        menuItems,
-        and(
-          eq(menuItems.restaurantId, restaurants.id),
-          sql`${menuItems.id} = any(${sql.placeholder("ids")}::text[])`,
-        ),
-      )
       .where(eq(restaurants.id, sql.placeholder("restaurantId")))
       .prepare("catalog_restaurant_with_items");
   }
+}
+
+/** A menu item as the priced-order query folds it. */
+type ItemTuple = [string, string, string, string, string, string, number | string, boolean];
+
+/** A json value arrives as text from postgres.js, parsed from PGlite. */
+function jsonValue(v: unknown): ItemTuple[] {
+  return typeof v === "string" ? JSON.parse(v) : (v as ItemTuple[]);
+}
+
+function itemOf([
+  id,
+  restaurantId,
+  name,
+  description,
+  category,
+  currencyCode,
+  price,
+  available,
+]: ItemTuple): MenuItem {
+  return {
+    id,
+    restaurantId,
+    name,
+    description,
+    category,
+    price: { currencyCode, amountMinor: Number(price) },
+    available,
+  };
 }
 
 function toRestaurant(r: typeof restaurants.$inferSelect): Restaurant {
