@@ -100,6 +100,36 @@ describe(`orders store (${process.env.TEST_DATABASE_URL ? "postgres" : "pglite"}
     );
   });
 
+  it("reads an order with its lines and status history in one statement, the history oldest first", async () => {
+    const o = newOrder(`user-${randomUUID()}`, 2);
+    const stored = await repo.insert(o, placed);
+    const changed = (status: "ACCEPTED" | "PREPARING", reason: string) =>
+      repo.updateStatus(o.id, (current) => ({
+        status,
+        reason,
+        event: {
+          ...placed(current),
+          type: "OrderStatusChanged",
+          previousStatus: current.status,
+          status,
+        } as never,
+      }));
+    await changed("ACCEPTED", 'kitchen says "yes" \\ ok');
+    const last = await changed("PREPARING", "");
+    queries = [];
+    const read = await repo.get(o.id);
+    expect(queries).toHaveLength(1);
+    expect(read?.status).toBe("PREPARING");
+    expect(read?.statusHistory).toEqual([
+      { status: "PLACED", changedAt: stored!.createdAt, reason: "" },
+      { status: "ACCEPTED", changedAt: expect.any(Date), reason: 'kitchen says "yes" \\ ok' },
+      { status: "PREPARING", changedAt: last!.updatedAt, reason: "" },
+    ]);
+    expect(read?.updatedAt).toEqual(last!.updatedAt);
+    expect(read?.items.map((i) => i.menuItemId)).toEqual(["item-0", "item-1"]);
+    expect(await repo.get(randomUUID())).toBeUndefined();
+  });
+
   it("keeps the restaurant's latest name, and inserts it on its first order", async () => {
     const restaurantId = `rst-${randomUUID()}`;
     const first = { ...newOrder(`user-${randomUUID()}`, 1), restaurantId, restaurantName: "Old Name" };

@@ -1,5 +1,5 @@
 import { type Database, rowsOf } from "@dispatch/db";
-import { and, asc, desc, eq, inArray, sql } from "drizzle-orm";
+import { and, desc, eq, inArray, sql } from "drizzle-orm";
 import { ACTIVE_STATUSES, type Order, type OrderItem, type OrderStatus } from "../domain/order.ts";
 import type { NewOrder, OrdersRepository, OutboxEvent } from "../domain/ports.ts";
 import { orderEventRow } from "./outbox.ts";
@@ -21,7 +21,7 @@ export class PgOrdersRepository implements OrdersRepository {
     this.byRequestId ??= this.buildByRequestId();
     const [row] = await this.byRequestId.execute({ requestId });
     if (!row) return undefined;
-    const order = await loadOrder(this.db, row.id);
+    const order = await this.get(row.id);
     return order && { order, requestHash: row.requestHash };
   }
 
@@ -104,9 +104,14 @@ export class PgOrdersRepository implements OrdersRepository {
     return order;
   }
 
-  get(orderId: string): Promise<Order | undefined> {
-    return loadOrder(this.db, orderId);
+  async get(orderId: string): Promise<Order | undefined> {
+    // GetOrder, a retried PlaceOrder and the app's order screens read this: built once.
+    this.byId ??= orderById(this.db);
+    const [row] = await this.byId.execute({ orderId });
+    return row && loaded(row);
   }
+
+  private byId: ReturnType<typeof orderById> | undefined;
 
   /** One query over orders, order items and restaurants (the app's /orders/active). */
   async listActive(userId: string): Promise<Order[]> {
@@ -125,12 +130,8 @@ export class PgOrdersRepository implements OrdersRepository {
    * (docs/BENCHMARKS.md, twelfth round).
    */
   private buildActiveQuery() {
-    const { menuItemId, name, quantity, unitPriceMinor, lineNo, orderId } = orderItems;
-    const line = sql`json_build_array(${menuItemId}, ${name}, ${quantity}, ${unitPriceMinor})`;
-    const lines = sql<LineTuple[]>`(select coalesce(json_agg(${line} order by ${lineNo}), '[]'::json)
-      from ${orderItems} where ${orderId} = ${orders.id})`.mapWith(jsonValue);
     return this.db
-      .select({ order: listedOrder, restaurantName: restaurants.name, items: lines })
+      .select({ order: listedOrder, restaurantName: restaurants.name, items: linesOf() })
       .from(orders)
       .innerJoin(restaurants, eq(restaurants.id, orders.restaurantId))
       .where(and(eq(orders.userId, sql.placeholder("userId")), inArray(orders.status, [...ACTIVE_STATUSES])))
@@ -150,7 +151,8 @@ export class PgOrdersRepository implements OrdersRepository {
         .where(eq(orders.id, orderId))
         .for("update");
       if (!locked) return undefined;
-      const current = await loadOrder(tx, orderId);
+      const [read] = await orderById(tx).execute({ orderId });
+      const current = read && loaded(read);
       if (!current) return undefined;
       const change = decide(current);
       if (!change) return current;
@@ -176,45 +178,22 @@ export class PgOrdersRepository implements OrdersRepository {
   }
 }
 
-type JoinedRow = {
-  order: typeof orders.$inferSelect;
-  restaurantName: string;
-  item: typeof orderItems.$inferSelect;
-};
-
-/** Folds joined rows (one per item, ordered by order then line) into orders. */
-function groupOrders(rows: JoinedRow[]): Order[] {
-  const result: Order[] = [];
-  let current: Order | undefined;
-  for (const row of rows) {
-    if (current?.id !== row.order.id) {
-      current = toOrder(row.order, row.restaurantName, []);
-      result.push(current);
-    }
-    current.items.push(toItem(row.item, row.order.currencyCode));
-  }
-  return result;
-}
-
-async function loadOrder(db: OrdersDb, orderId: string): Promise<Order | undefined> {
-  const rows = await db
-    .select({ order: orders, restaurantName: restaurants.name, item: orderItems })
+/** One order with its lines and status history (`orderId`): one statement, both folded into JSON by PostgreSQL. */
+function orderById(db: OrdersDb) {
+  return db
+    .select({ order: listedOrder, restaurantName: restaurants.name, items: linesOf(), history: historyOf() })
     .from(orders)
     .innerJoin(restaurants, eq(restaurants.id, orders.restaurantId))
-    .innerJoin(orderItems, eq(orderItems.orderId, orders.id))
-    .where(eq(orders.id, orderId))
-    .orderBy(asc(orderItems.lineNo));
-  const [order] = groupOrders(rows);
-  if (!order) return undefined;
-  const history = await db
-    .select()
-    .from(orderStatusHistory)
-    .where(eq(orderStatusHistory.orderId, orderId))
-    .orderBy(asc(orderStatusHistory.id));
-  order.statusHistory = history.map((h) => ({
-    status: h.status as OrderStatus,
-    changedAt: h.changedAt,
-    reason: h.reason,
+    .where(eq(orders.id, sql.placeholder("orderId")))
+    .prepare("orders_get");
+}
+
+function loaded(row: Awaited<ReturnType<ReturnType<typeof orderById>["execute"]>>[number]): Order {
+  const order = toOrder(row.order, row.restaurantName, row.items.map(itemOf(row.order.currencyCode)));
+  order.statusHistory = row.history.map(([status, changedAt, reason]) => ({
+    status: status as OrderStatus,
+    changedAt: new Date(changedAt),
+    reason,
   }));
   return order;
 }
@@ -262,9 +241,31 @@ const listedOrder = {
   updatedAt: orders.updatedAt,
 };
 
+/** A status change as an order's read folds it: status, when (ISO 8601 with its offset), reason. */
+type ChangeTuple = [string, string, string];
+
+/**
+ * An order's lines in line order, folded into one JSON array by PostgreSQL: a row per order instead of a
+ * row per line (the queries using it join restaurants, so drizzle qualifies the outer orders.id).
+ */
+function linesOf() {
+  const { menuItemId, name, quantity, unitPriceMinor, lineNo, orderId } = orderItems;
+  const line = sql`json_build_array(${menuItemId}, ${name}, ${quantity}, ${unitPriceMinor})`;
+  return sql<LineTuple[]>`(select coalesce(json_agg(${line} order by ${lineNo}), '[]'::json)
+    from ${orderItems} where ${orderId} = ${orders.id})`.mapWith(parsedJson<LineTuple[]>);
+}
+
+/** An order's status changes, oldest first, folded the same way. */
+function historyOf() {
+  const h = orderStatusHistory;
+  const change = sql`json_build_array(${h.status}, ${h.changedAt}, ${h.reason})`;
+  return sql<ChangeTuple[]>`(select coalesce(json_agg(${change} order by ${h.id}), '[]'::json)
+    from ${h} where ${h.orderId} = ${orders.id})`.mapWith(parsedJson<ChangeTuple[]>);
+}
+
 /** A json value arrives as text from postgres.js, parsed from PGlite. */
-function jsonValue(v: unknown): LineTuple[] {
-  return typeof v === "string" ? JSON.parse(v) : (v as LineTuple[]);
+function parsedJson<T>(v: unknown): T {
+  return (typeof v === "string" ? JSON.parse(v) : v) as T;
 }
 
 function itemOf(currencyCode: string) {
@@ -277,15 +278,5 @@ function itemOf(currencyCode: string) {
       unitPrice: { currencyCode, amountMinor },
       lineTotal: { currencyCode, amountMinor: amountMinor * quantity },
     };
-  };
-}
-
-function toItem(i: typeof orderItems.$inferSelect, currencyCode: string): OrderItem {
-  return {
-    menuItemId: i.menuItemId,
-    name: i.name,
-    quantity: i.quantity,
-    unitPrice: { currencyCode, amountMinor: i.unitPriceMinor },
-    lineTotal: { currencyCode, amountMinor: i.unitPriceMinor * i.quantity },
   };
 }
