@@ -44,6 +44,11 @@ export function rowsOf<T>(result: unknown): T[] {
   return (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[];
 }
 
+/** A json value computed in SQL (`json_agg`, say): text from postgres.js, already parsed from PGlite. */
+export function jsonValue<T>(value: unknown): T {
+  return (typeof value === "string" ? JSON.parse(value) : value) as T;
+}
+
 /** Opens the service's database, applies its migrations, and returns drizzle over it. */
 export async function openDatabase<TSchema extends Record<string, unknown>>(
   opts: OpenDatabaseOptions<TSchema>,

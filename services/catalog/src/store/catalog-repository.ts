@@ -1,4 +1,4 @@
-import type { Database } from "@dispatch/db";
+import { type Database, jsonValue } from "@dispatch/db";
 import { and, asc, eq, gt, or, sql } from "drizzle-orm";
 import type { CatalogRepository, GeoPoint, MenuItem, Restaurant } from "../domain/catalog.ts";
 import { menuItems, restaurants, type schema } from "./schema.ts";
@@ -87,7 +87,7 @@ export class PgCatalogRepository implements CatalogRepository {
       ${m.currencyCode}, ${m.priceMinor}, ${m.available})`;
     const items = sql<ItemTuple[]>`(select coalesce(json_agg(${item}), '[]'::json) from ${m}
       where ${m.restaurantId} = ${restaurantId} and ${m.id} = any(${sql.placeholder("ids")}::text[]))`.mapWith(
-      jsonValue,
+      jsonValue<ItemTuple[]>,
     );
     return this.db
       .select({ restaurant: restaurants, items })
@@ -99,11 +99,6 @@ export class PgCatalogRepository implements CatalogRepository {
 
 /** A menu item as the priced-order query folds it. */
 type ItemTuple = [string, string, string, string, string, string, number | string, boolean];
-
-/** A json value arrives as text from postgres.js, parsed from PGlite. */
-function jsonValue(v: unknown): ItemTuple[] {
-  return typeof v === "string" ? JSON.parse(v) : (v as ItemTuple[]);
-}
 
 function itemOf([
   id,

@@ -1,4 +1,4 @@
-import { type Database, rowsOf } from "@dispatch/db";
+import { type Database, jsonValue, rowsOf } from "@dispatch/db";
 import { and, desc, eq, inArray, sql } from "drizzle-orm";
 import { ACTIVE_STATUSES, type Order, type OrderItem, type OrderStatus } from "../domain/order.ts";
 import type { NewOrder, OrdersRepository, OutboxEvent } from "../domain/ports.ts";
@@ -252,7 +252,7 @@ function linesOf() {
   const { menuItemId, name, quantity, unitPriceMinor, lineNo, orderId } = orderItems;
   const line = sql`json_build_array(${menuItemId}, ${name}, ${quantity}, ${unitPriceMinor})`;
   return sql<LineTuple[]>`(select coalesce(json_agg(${line} order by ${lineNo}), '[]'::json)
-    from ${orderItems} where ${orderId} = ${orders.id})`.mapWith(parsedJson<LineTuple[]>);
+    from ${orderItems} where ${orderId} = ${orders.id})`.mapWith(jsonValue<LineTuple[]>);
 }
 
 /** An order's status changes, oldest first, folded the same way. */
@@ -260,12 +260,7 @@ function historyOf() {
   const h = orderStatusHistory;
   const change = sql`json_build_array(${h.status}, ${h.changedAt}, ${h.reason})`;
   return sql<ChangeTuple[]>`(select coalesce(json_agg(${change} order by ${h.id}), '[]'::json)
-    from ${h} where ${h.orderId} = ${orders.id})`.mapWith(parsedJson<ChangeTuple[]>);
-}
-
-/** A json value arrives as text from postgres.js, parsed from PGlite. */
-function parsedJson<T>(v: unknown): T {
-  return (typeof v === "string" ? JSON.parse(v) : v) as T;
+    from ${h} where ${h.orderId} = ${orders.id})`.mapWith(jsonValue<ChangeTuple[]>);
 }
 
 function itemOf(currencyCode: string) {
