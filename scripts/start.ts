@@ -5,7 +5,8 @@
  * Each service runs from a readable bundle of its sources (services/<svc>/.start/main.mjs, rebuilt when a
  * source changes): one file loads in ~0.5 s where the same sources through tsx took ~2.3 s, six times over
  * on two cores. A first start initializes one PGlite cluster and copies it for the other services instead
- * of running five initdbs at once. Figures: docs/BENCHMARKS.md, "Start-up and memory".
+ * of running five initdbs at once. Every process that runs PGlite keeps its WebAssembly on V8's baseline
+ * compiler (EMBEDDED_PGLITE_NODE_FLAGS). Figures: docs/BENCHMARKS.md, "Start-up and memory".
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createRequire } from "node:module";
@@ -16,7 +17,7 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.ts";
 import { bundleForLocalRun } from "../packages/build/src/bundle.ts";
-import { NODE_FLAGS } from "../packages/build/src/node-flags.ts";
+import { EMBEDDED_PGLITE_NODE_FLAGS, NODE_FLAGS } from "../packages/build/src/node-flags.ts";
 import { busyPorts, socketsOn, waitForPorts } from "./start-ports.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -59,7 +60,8 @@ const children = new Map<string, ChildProcess>();
 let stopping = false;
 
 function startService(s: (typeof services)[number], bundle: string): ChildProcess {
-  const child = spawn(process.execPath, [...NODE_FLAGS, bundle], {
+  const flags = s.db ? [...NODE_FLAGS, ...EMBEDDED_PGLITE_NODE_FLAGS] : NODE_FLAGS;
+  const child = spawn(process.execPath, [...flags, bundle], {
     cwd: root,
     stdio: "inherit",
     env: {
@@ -141,13 +143,16 @@ try {
   await portsFree();
   // The bundles build while the databases are made; the gateway, which has none, starts first.
   const databases = promisify(execFile)(process.execPath, [
+    ...EMBEDDED_PGLITE_NODE_FLAGS,
     join(root, "packages/db/src/embedded-data-dirs.ts"),
     ...services.filter((s) => s.db).map((s) => join(dataRoot, s.name)),
   ]);
   databases.catch(() => {}); // awaited below, by the services that need it
+  const bundles = bundleForLocalRun(services.map((s) => s.name));
+  bundles.catch(() => {});
   await Promise.all(
     services.map(async (s) => {
-      const { path } = await bundleForLocalRun(s.name);
+      const { path } = (await bundles).get(s.name)!;
       if (s.db) await databases;
       if (!stopping) startService(s, path);
       await waitServing(s.name, s.health);

@@ -171,14 +171,31 @@ describe("pnpm start", () => {
   });
 
   it("rebuilds a service's bundle when one of its sources changes, and only then", async () => {
-    await bundleForLocalRun("payments");
-    expect((await bundleForLocalRun("payments")).built).toBe(false);
-    const source = join(root, "services/payments/src/main.ts");
-    const now = new Date();
-    utimesSync(source, now, now);
-    const rebuilt = await bundleForLocalRun("payments");
-    expect(rebuilt.built).toBe(true);
-    expect(statSync(rebuilt.path).mtimeMs).toBeGreaterThanOrEqual(now.getTime() - 1000);
-    expect((await bundleForLocalRun("payments")).built).toBe(false);
+    const built = async (services: string[]) =>
+      [...(await bundleForLocalRun(services))].filter(([, b]) => b.built).map(([s]) => s);
+    const touch = (file: string) => {
+      const now = new Date();
+      utimesSync(join(root, file), now, now);
+      return now.getTime();
+    };
+    const both = ["payments", "notifications"];
+    await bundleForLocalRun(both);
+    expect(await built(both)).toEqual([]);
+
+    // payments' own source: payments alone is rebuilt.
+    const changedAt = touch("services/payments/src/main.ts");
+    expect(await built(both)).toEqual(["payments"]);
+    const payments = (await bundleForLocalRun(["payments"])).get("payments")!;
+    expect(statSync(payments.path).mtimeMs).toBeGreaterThanOrEqual(changedAt - 1000);
+    expect(await built(both)).toEqual([]);
+
+    // A module both import (through @dispatch/runtime): both are rebuilt, in one run.
+    touch("packages/runtime/src/call-context.ts");
+    expect((await built(both)).sort()).toEqual(["notifications", "payments"]);
+    expect(await built(both)).toEqual([]);
+
+    // A module only notifications imports: payments is kept.
+    touch("services/notifications/src/config.ts");
+    expect(await built(both)).toEqual(["notifications"]);
   }, 60_000);
 });

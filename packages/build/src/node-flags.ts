@@ -36,3 +36,17 @@ export const NODE_FLAGS: readonly string[] = [
   `--max-old-space-size=${OLD_SPACE_MB}`,
   "--heap-growing-percent=100",
 ];
+
+/**
+ * Added where a process runs embedded PGlite (`pnpm start`'s services with a database, and the step that
+ * initializes their folders), never in the images, which use PostgreSQL. PGlite is PostgreSQL compiled to
+ * WebAssembly; V8 compiles it with its baseline compiler (Liftoff) and recompiles the hot functions with
+ * TurboFan in the background, which at start-up is CPU that five services and the load of their first
+ * minutes share with two cores. Kept on Liftoff, a service's start to SERVING on its folder took 530-540
+ * ms of CPU against 750-850 (1,080-1,320 against 550-580 ms three seconds later), and PGlite's initdb
+ * 3.2 against 4.4 s; `pnpm start` from a clean checkout 5.5-5.9 s against 7.8-8.1 s, a later start
+ * 1.9-2.0 against 2.6-2.9 s. The price is PGlite's speed once warm: 20,000 inserts and 20,000 point
+ * selects 15-35 % slower, a scan ~60 % (docs/BENCHMARKS.md, "Thirteenth round"); a local stack's queries
+ * are a developer's, and the benchmarks run PostgreSQL.
+ */
+export const EMBEDDED_PGLITE_NODE_FLAGS: readonly string[] = ["--liftoff-only"];
