@@ -5,7 +5,8 @@ import { createTestDatabase, type TestDatabase } from "@dispatch/testing";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Order } from "../src/domain/order.ts";
-import type { NewOrder } from "../src/domain/ports.ts";
+import type { NewOrder, PriceBook } from "../src/domain/ports.ts";
+import { Orders } from "../src/domain/use-cases.ts";
 import { PgOrdersRepository } from "../src/store/orders-repository.ts";
 import { schema } from "../src/store/schema.ts";
 
@@ -185,5 +186,54 @@ describe(`orders store (${process.env.TEST_DATABASE_URL ? "postgres" : "pglite"}
     expect(listed!.items.map((i) => i.name)).toEqual(['Crème "brûlée" \\ 🍮\n2', "Item 1"]);
     expect(listed!.items[1]!.unitPrice).toEqual(eur(2 ** 40));
     expect(listed!.items[1]!.lineTotal).toEqual(eur(2 ** 41));
+  });
+  it("places a new order in one statement; a retry the catalog can no longer price is answered from the store", async () => {
+    let open = true;
+    const priceBook: PriceBook = {
+      async priceItems(restaurantId, ids) {
+        return {
+          restaurant: { id: restaurantId, name: "Forno Rosso", open, deliveryFee: eur(199) },
+          items: ids.map((id) => ({ id, name: `Item ${id}`, price: eur(500), available: true })),
+          missing: [],
+        };
+      },
+    };
+    const orders = new Orders(repo, priceBook);
+    const input = {
+      requestId: `req-${randomUUID()}`,
+      userId: randomUUID(),
+      restaurantId: "rst-1",
+      items: [{ menuItemId: "a", quantity: 2 }],
+      deliveryAddress: {
+        line1: "Torstrasse 1",
+        line2: "",
+        city: "Berlin",
+        postalCode: "",
+        countryCode: "DE",
+      },
+      note: "",
+    };
+    queries = [];
+    const first = await orders.placeOrder(input);
+    expect(first.total.amountMinor).toBe(1199);
+    expect(queries).toHaveLength(1);
+    expect(queries[0]).toMatch(/insert into orders/);
+
+    // A retry is priced again; the insert finds its request id and the first order is read back.
+    expect((await orders.placeOrder(input)).id).toBe(first.id);
+
+    // The restaurant closed since: the retry still gets its order and writes nothing, a new request is refused.
+    open = false;
+    queries = [];
+    expect((await orders.placeOrder(input)).id).toBe(first.id);
+    expect(queries.filter((q) => /\binsert into\b|\bupdate \w+ set\b|\bdelete from\b/i.test(q))).toEqual([]);
+    await expect(orders.placeOrder({ ...input, requestId: `req-${randomUUID()}` })).rejects.toThrow(
+      /not taking orders/,
+    );
+    // And the retry of a request id reused for another order is still refused.
+    await expect(orders.placeOrder({ ...input, items: [{ menuItemId: "b", quantity: 1 }] })).rejects.toThrow(
+      /request_id|request id/i,
+    );
+    expect((await repo.listActive(input.userId)).map((o) => o.id)).toEqual([first.id]);
   });
 });

@@ -3,14 +3,13 @@ import type { Address, Money, Order, OrderItem, OrderStatus } from "./order.ts";
 /** What orders needs from the catalog: current prices. Implemented over gRPC in src/downstream. */
 export interface PriceBook {
   /** Throws a DispatchError NOT_FOUND when the restaurant does not exist. */
-  priceItems(
-    restaurantId: string,
-    menuItemIds: readonly string[],
-  ): Promise<{
-    restaurant: { id: string; name: string; open: boolean; deliveryFee: Money };
-    items: { id: string; name: string; price: Money; available: boolean }[];
-    missing: string[];
-  }>;
+  priceItems(restaurantId: string, menuItemIds: readonly string[]): Promise<PricedItems>;
+}
+
+export interface PricedItems {
+  restaurant: { id: string; name: string; open: boolean; deliveryFee: Money };
+  items: { id: string; name: string; price: Money; available: boolean }[];
+  missing: string[];
 }
 
 export interface NewOrder {
