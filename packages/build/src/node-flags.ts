@@ -46,7 +46,7 @@ export const NODE_FLAGS: readonly string[] = [
  * ms of CPU against 750-850 (1,080-1,320 against 550-580 ms three seconds later), and PGlite's initdb
  * 3.2 against 4.4 s; `pnpm start` from a clean checkout 5.5-5.9 s against 7.8-8.1 s, a later start
  * 1.9-2.0 against 2.6-2.9 s. The price is PGlite's speed once warm: 20,000 inserts and 20,000 point
- * selects 15-35 % slower, a scan ~60 % (docs/BENCHMARKS.md, "Thirteenth round"); a local stack's queries
+ * selects 10-40 % slower, a scan ~70 % (docs/BENCHMARKS.md, "Thirteenth round"); a local stack's queries
  * are a developer's, and the benchmarks run PostgreSQL.
  */
 export const EMBEDDED_PGLITE_NODE_FLAGS: readonly string[] = ["--liftoff-only"];
