@@ -5,7 +5,7 @@ import { createTestDatabase, type TestDatabase } from "@dispatch/testing";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Order } from "../src/domain/order.ts";
-import type { NewOrder, PriceBook } from "../src/domain/ports.ts";
+import type { NewOrder, OrdersRepository, PriceBook } from "../src/domain/ports.ts";
 import { Orders } from "../src/domain/use-cases.ts";
 import { PgOrdersRepository } from "../src/store/orders-repository.ts";
 import { schema } from "../src/store/schema.ts";
@@ -235,5 +235,15 @@ describe(`orders store (${process.env.TEST_DATABASE_URL ? "postgres" : "pglite"}
       /request_id|request id/i,
     );
     expect((await repo.listActive(input.userId)).map((o) => o.id)).toEqual([first.id]);
+
+    // Pricing and the store both failing: the answer is the pricing error, not the store's.
+    const storeDown = {
+      findByRequestId: async () => {
+        throw new Error("connection refused");
+      },
+    } as unknown as OrdersRepository;
+    await expect(
+      new Orders(storeDown, priceBook).placeOrder({ ...input, requestId: `req-${randomUUID()}` }),
+    ).rejects.toThrow(/not taking orders/);
   });
 });

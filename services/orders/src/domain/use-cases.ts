@@ -54,7 +54,9 @@ export class Orders {
     try {
       priced = await this.priced(input);
     } catch (err) {
-      const previous = await this.repo.findByRequestId(input.requestId);
+      // The store's own failure (down, or the call's deadline spent on the catalog) is not the answer:
+      // the pricing error is, as it would be for a new order.
+      const previous = await this.repo.findByRequestId(input.requestId).catch(() => undefined);
       if (previous) return sameRequest(previous, requestHash, input.requestId);
       throw err;
     }
