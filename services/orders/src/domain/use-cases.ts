@@ -115,7 +115,10 @@ export class Orders {
     return sameRequest(winner, requestHash, input.requestId);
   }
 
-  /** The catalog's prices for the order's items; throws when one is missing or unavailable, or the restaurant is closed. */
+  /**
+   * The catalog's prices for the order's items; throws when one is missing or unavailable, or the
+   * restaurant is closed.
+   */
   private async priced(input: PlaceOrderInput): Promise<PricedItems> {
     const ids = input.items.map((i) => i.menuItemId);
     const priced = await this.priceBook.priceItems(input.restaurantId, ids);

@@ -17,7 +17,7 @@ export class PgOrdersRepository implements OrdersRepository {
   constructor(private readonly db: OrdersDb) {}
 
   async findByRequestId(requestId: string): Promise<{ order: Order; requestHash: string } | undefined> {
-    // Asked before every new order (a retry is answered from here without pricing it again): built once.
+    // Asked when an insert finds the request id taken, or a retry can no longer be priced: built once.
     this.byRequestId ??= this.buildByRequestId();
     const [row] = await this.byRequestId.execute({ requestId });
     if (!row) return undefined;
