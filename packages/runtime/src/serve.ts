@@ -8,6 +8,7 @@ import type { ServiceImpl, ServiceRegistration } from "./handler.ts";
 import { HealthRegistry, healthService, type ServingStatus } from "./health.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { registry, trackInFlight } from "./metrics.ts";
+import { shareProtobufWriterBuffer } from "./protobuf-writer.ts";
 import { reflectionServices } from "./reflection.ts";
 import { flushTracing, startTracing } from "./tracing.ts";
 
@@ -56,6 +57,10 @@ export interface Server {
 /** Runs services as a gRPC server with health, reflection, logging, deadlines and graceful shutdown. */
 export async function serve<const T extends readonly DescService[]>(opts: ServeOptions<T>): Promise<Server> {
   const logger = opts.logger ?? createLogger({ name: opts.name, level: opts.logLevel });
+  // Every message this process encodes (replies, calls to other services, events) starts on one shared
+  // buffer instead of a new one off V8's heap (protobuf-writer.ts).
+  if (!shareProtobufWriterBuffer())
+    logger.warn("protobuf-es's BinaryWriter is not the one protobuf-writer.ts was written for; left as is");
   const host = opts.host ?? "0.0.0.0";
   const grpc = new GrpcServer({
     logger,
