@@ -66,21 +66,26 @@ export function createLogger(opts: {
     const pretty = requireOptional("pino-pretty") as typeof import("pino-pretty");
     return pair(pretty({ colorize: true, ignore: "pid,hostname,service", translateTime: "SYS:HH:MM:ss.l" }));
   }
-  // Buffered asynchronous writes: one write(2) per ~4 KiB of log lines instead of one per RPC. A quiet
-  // service still shows its lines within 200 ms, and pino flushes the buffer when the process exits.
+  // Buffered writes: one write(2) per ~4 KiB of log lines instead of one per RPC. A quiet service still
+  // shows its lines within 200 ms, and the buffer is written out when the process exits.
   // sonic-boom's string mode measures the UTF-8 length of the whole pending chunk on every line (a
   // growing rope it flattens each time: 9 % of a hop's CPU in `pnpm bench:profile`); its buffer mode
   // keeps running lengths, so lines go in as Buffers.
+  // Synchronous: each 4 KiB goes out with write(2) on this thread, as pino's own default destination
+  // does. Asynchronously, every write was a trip through libuv's thread pool and back: 1.7-2.3 µs of CPU
+  // per line against 0.9-1.2 µs (10,000 turns of 30 RPC lines each; docs/BENCHMARKS.md, "Fourteenth
+  // round"). A stdout that blocks holds the writer as it would hold pino's default.
   // periodicFlush: sonic-boom's own timer, which flushes without queueing a callback. (Calling flush(cb)
   // on a timer added a "drain" listener each time, and under sustained load, when the buffer never
   // drains, they piled up: MaxListenersExceededWarning in `pnpm bench:hop`.)
   const boom = pino.destination({
     dest: 1,
-    sync: false,
+    sync: true,
     minLength: 4096,
     contentMode: "buffer",
     periodicFlush: 200,
   });
+  flushOnExit(boom);
   const logger = pair({
     write: (line: string) => boom.write(Buffer.from(line) as unknown as string),
     flush: (cb?: (err?: Error) => void) => boom.flush(cb),
@@ -90,6 +95,23 @@ export function createLogger(opts: {
 }
 
 const access = new WeakMap<Logger, Logger>();
+
+/** Destinations whose buffered lines are written when the process exits (pino does so only for async ones). */
+const pending = new Set<{ flushSync(): void }>();
+
+function flushOnExit(dest: { flushSync(): void }): void {
+  if (pending.size === 0)
+    process.once("exit", () => {
+      for (const d of pending) {
+        try {
+          d.flushSync();
+        } catch {
+          // stdout is gone (EPIPE): nothing left to write to
+        }
+      }
+    });
+  pending.add(dest);
+}
 
 /**
  * The logger for the one line per RPC: same stream, level and fields as `logger`, without redaction.
