@@ -113,7 +113,7 @@ function fitsLibrary(): boolean {
   return w.buffer instanceof Uint8Array && typeof w.pos === "number" && w.viewCache instanceof DataView;
 }
 
-/** A sample that exercises every path here: a first buffer, nesting, a takeover, growth past the scratch. */
+/** A sample that takes every path here: a first buffer, nesting, a takeover, a writer outgrowing the scratch. */
 function sameBytes(): boolean {
   const write = () => {
     const outer = new BinaryWriter();
@@ -124,7 +124,10 @@ function sameBytes(): boolean {
       .bytes(inner)
       .fixed64(2n ** 63n)
       .float(1.5);
-    const big = new BinaryWriter().bytes(new Uint8Array(SCRATCH_BYTES + 10).fill(9)).finish();
+    const big = new BinaryWriter()
+      .uint32(1)
+      .bytes(new Uint8Array(SCRATCH_BYTES + 10).fill(9))
+      .finish();
     return [outer.finish(), inner, big];
   };
   const ours = write();
