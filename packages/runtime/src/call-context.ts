@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from "node:async_hooks";
+import { randomBytes } from "node:crypto";
 import type { OpenSpan } from "./tracing.ts";
 
 /**
@@ -29,4 +30,25 @@ export function currentCall(): CallContext | undefined {
 /** Runs fn with ctx as the current call for everything it awaits or schedules. */
 export function runInCall<T>(ctx: CallContext, fn: () => T): T {
   return storage.run(ctx, fn);
+}
+
+/**
+ * The request id of a call that came without one. UUID-shaped (RFC 9562 version 8, the custom layout):
+ * 74 random bits drawn once per process, then a counter of the process's calls in the last 48 bits, so
+ * ids are unique across processes and never repeat within one. `randomUUID()` per call was a tenth of
+ * what the hop's runtime allocated for its own work: it hex-encodes 16 random bytes piece by piece, ~570
+ * bytes of strings per id in a sampling heap profile of the hop, against one short string here.
+ */
+const REQUEST_ID_PREFIX = (() => {
+  const b = randomBytes(8);
+  b[6] = (b[6]! & 0x0f) | 0x80; // version 8
+  const h = b.toString("hex");
+  const variant = (0x8000 | (randomBytes(2).readUInt16BE(0) & 0x3fff)).toString(16); // variant 10
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${variant}-`;
+})();
+let requestCounter = 0;
+
+export function newRequestId(): string {
+  requestCounter = (requestCounter + 1) % 2 ** 48;
+  return REQUEST_ID_PREFIX + requestCounter.toString(16).padStart(12, "0");
 }

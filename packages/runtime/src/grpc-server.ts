@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import http2 from "node:http2";
 import { performance } from "node:perf_hooks";
@@ -6,7 +5,7 @@ import { gunzipSync, inflateSync } from "node:zlib";
 import { create, type DescMessage, type DescService, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import { runInCall } from "./call-context.ts";
+import { newRequestId, runInCall } from "./call-context.ts";
 import { DispatchError, toWireStatus } from "./errors.ts";
 import {
   encodeGrpcMessage,
@@ -43,6 +42,44 @@ const SUPPORTED_ENCODINGS = "identity,gzip,deflate";
 /** connect's Code enum has no member for success. */
 const OK = 0 as Code;
 const peers = new WeakMap<http2.ServerHttp2Session, string>();
+/** The status of a call that ended well, sent as its trailers (node copies the object it is given). */
+const OK_TRAILERS: Readonly<Record<string, string>> = Object.freeze({ "grpc-status": "0" });
+const WAIT_FOR_TRAILERS = Object.freeze({ waitForTrailers: true });
+
+/**
+ * The stream's listeners are these module-level functions (node calls them with the stream as `this`),
+ * each finding its call on the stream, rather than closures made per call and `once` wrappers removed
+ * again: every one of these events fires once per stream.
+ */
+const kCall = Symbol("dispatch.call");
+
+let dateSecond = 0;
+let dateValue = "";
+/** The Date header's value (what node sends by default), made once a second. */
+function httpDate(): string {
+  const second = Math.floor(Date.now() / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateValue = new Date(second * 1000).toUTCString();
+  }
+  return dateValue;
+}
+type CallStream = http2.ServerHttp2Stream & { [kCall]?: ServerCall };
+function ignoreStreamError(): void {}
+function onCallClose(this: CallStream): void {
+  const call = this[kCall]!;
+  call.onClose();
+  call.server.forget(call);
+}
+function onCallWantTrailers(this: CallStream): void {
+  this[kCall]!.sendTrailers();
+}
+function onUnaryData(this: CallStream, chunk: Buffer): void {
+  this[kCall]!.onUnaryData(chunk);
+}
+function onUnaryEnd(this: CallStream): void {
+  this[kCall]!.onUnaryEnd();
+}
 
 export interface GrpcServerOptions {
   logger: Logger;
@@ -143,8 +180,8 @@ export class GrpcServer {
     for (const s of this.sessions) s.destroy();
   }
 
-  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
-    stream.on("error", () => {});
+  private onStream(stream: CallStream, headers: http2.IncomingHttpHeaders): void {
+    stream.on("error", ignoreStreamError);
     const path = headers[":path"] ?? "";
     if (headers[":method"] !== "POST") {
       respondHttp(stream, 405, "gRPC calls use POST");
@@ -218,12 +255,15 @@ export class GrpcServer {
     }
     const call = new ServerCall(stream, headers, entry, this, started);
     this.calls.add(call);
-    stream.once("close", () => {
-      call.onClose();
-      this.calls.delete(call);
-      if (this.calls.size === 0) this.drainWaiter?.();
-    });
+    stream[kCall] = call;
+    stream.on("close", onCallClose);
     call.start();
+  }
+
+  /** @internal The call's stream closed. */
+  forget(call: ServerCall): void {
+    this.calls.delete(call);
+    if (this.calls.size === 0) this.drainWaiter?.();
   }
 
   private earlyStatus(
@@ -357,12 +397,16 @@ class ServerCall implements HandlerContext {
   private trailers: Record<string, string> | undefined;
   private callLog: Logger | undefined;
   private readonly encoding: string | undefined;
+  /** Unary and server-streaming calls: the one request message, read as DATA arrives. */
+  private reader: MessageReader | undefined;
+  private request: RawMessage | undefined;
+  private requests = 0;
 
   constructor(
     private readonly stream: http2.ServerHttp2Stream,
     private readonly headers: http2.IncomingHttpHeaders,
     private readonly entry: MethodEntry,
-    private readonly server: GrpcServer,
+    readonly server: GrpcServer,
     readonly startedAt: number,
   ) {
     this.service = entry.service;
@@ -370,7 +414,7 @@ class ServerCall implements HandlerContext {
     this.metrics = entry.metrics;
     entry.metrics.start();
     this.span = serverSpan(headers, entry.service, entry.method);
-    this.requestId = headerString(headers["x-request-id"]) || randomUUID();
+    this.requestId = headerString(headers["x-request-id"]) || newRequestId();
     if (this.span?.sampled) this.span.span.setAttribute("dispatch.request_id", this.requestId);
     const enc = headers["grpc-encoding"];
     this.encoding = enc === "identity" ? undefined : headerString(enc);
@@ -464,28 +508,32 @@ class ServerCall implements HandlerContext {
   }
 
   private readOne(): void {
-    const reader = new MessageReader(this.server.opts.maxReceiveMessageBytes);
-    let message: RawMessage | undefined;
-    let count = 0;
-    this.stream.on("data", (chunk: Buffer) => {
-      const got = this.read(reader, chunk);
-      if (!got) return;
-      count += got.length;
-      message = got[0] ?? message;
-      if (count > 1)
-        this.fail(Code.InvalidArgument, "expected exactly one request message, got more", undefined);
-    });
-    this.stream.once("end", () => {
-      if (this.finished) return;
-      if (!message || reader.pending) {
-        this.fail(Code.InvalidArgument, "expected exactly one request message", undefined);
-        return;
-      }
-      const request = this.decode(message);
-      if (request === undefined) return;
-      if (this.entry.kind === "unary") void this.runUnary(() => this.entry.impl!(request, this));
-      else void this.runStreaming(() => this.entry.impl!(request, this));
-    });
+    this.reader = new MessageReader(this.server.opts.maxReceiveMessageBytes);
+    this.stream.on("data", onUnaryData);
+    this.stream.on("end", onUnaryEnd);
+  }
+
+  /** @internal */
+  onUnaryData(chunk: Buffer): void {
+    const got = this.read(this.reader!, chunk);
+    if (!got) return;
+    this.requests += got.length;
+    this.request = got[0] ?? this.request;
+    if (this.requests > 1)
+      this.fail(Code.InvalidArgument, "expected exactly one request message, got more", undefined);
+  }
+
+  /** @internal */
+  onUnaryEnd(): void {
+    if (this.finished) return;
+    if (!this.request || this.reader!.pending) {
+      this.fail(Code.InvalidArgument, "expected exactly one request message", undefined);
+      return;
+    }
+    const request = this.decode(this.request);
+    if (request === undefined) return;
+    if (this.entry.kind === "unary") void this.runUnary(() => this.entry.impl!(request, this));
+    else void this.runStreaming(() => this.entry.impl!(request, this));
   }
 
   private readMany(): void {
@@ -610,20 +658,36 @@ class ServerCall implements HandlerContext {
 
   private sendHeaders(): void {
     if (this.stream.headersSent) return;
-    const headers: http2.OutgoingHttpHeaders = {
-      ":status": 200,
-      "content-type": "application/grpc",
-      "grpc-accept-encoding": SUPPORTED_ENCODINGS,
-      ...this.extraHeaders,
-    };
-    this.stream.respond(headers, { waitForTrailers: true });
-    this.stream.once("wantTrailers", () => {
-      try {
-        this.stream.sendTrailers(this.trailers ?? { "grpc-status": "0" });
-      } catch {
-        // the stream closed under us
-      }
-    });
+    // Without headers of the handler's: a raw name/value list, which node takes as it is instead of
+    // copying an object into a new one. It carries the date node would otherwise push onto it.
+    const headers: http2.OutgoingHttpHeaders | string[] = this.extraHeaders
+      ? {
+          ":status": 200,
+          "content-type": "application/grpc",
+          "grpc-accept-encoding": SUPPORTED_ENCODINGS,
+          ...this.extraHeaders,
+        }
+      : [
+          ":status",
+          "200",
+          "content-type",
+          "application/grpc",
+          "grpc-accept-encoding",
+          SUPPORTED_ENCODINGS,
+          "date",
+          httpDate(),
+        ];
+    this.stream.respond(headers as http2.OutgoingHttpHeaders, WAIT_FOR_TRAILERS);
+    this.stream.on("wantTrailers", onCallWantTrailers);
+  }
+
+  /** @internal node is ready for the trailers (after the last DATA). */
+  sendTrailers(): void {
+    try {
+      this.stream.sendTrailers(this.trailers ?? OK_TRAILERS);
+    } catch {
+      // the stream closed under us
+    }
   }
 
   /** Sends the status after the response headers went out (trailers), and logs the call. */

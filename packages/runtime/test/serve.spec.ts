@@ -112,6 +112,44 @@ describe("serve(): unary calls from real clients", () => {
     }
   });
 
+  it("answers with gRPC's headers, one Date, the message, and the status in trailers", async () => {
+    const { server } = await start();
+    const payload = toBinary(EchoRequestSchema, create(EchoRequestSchema, { message: "wire" }));
+    const before = Math.floor(Date.now() / 1000) * 1000;
+    const r = await rawCall(server.port, ECHO, grpcFrame(payload));
+    expect(r.status).toBe(200);
+    expect(r.headers["content-type"]).toBe("application/grpc");
+    expect(r.headers["grpc-accept-encoding"]).toBe("identity,gzip,deflate");
+    expect(r.headers["grpc-status"]).toBeUndefined();
+    // node joins repeated headers; one Date, a real HTTP date of now
+    const date = r.headers.date as string;
+    expect(date).toMatch(/^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/);
+    expect(Date.parse(date)).toBeGreaterThanOrEqual(before);
+    expect(Date.parse(date)).toBeLessThanOrEqual(Date.now());
+    expect(r.trailers["grpc-status"]).toBe("0");
+    expect(fromBinary(EchoResponseSchema, r.body.subarray(5)).message).toBe("wire");
+  });
+
+  it("answers 200 concurrent calls on one connection, each with its own message", async () => {
+    const { echo } = await start();
+    const replies = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => echo.echo({ message: `call ${i}` }).then((r) => r.message)),
+    );
+    expect(replies).toEqual(Array.from({ length: 200 }, (_, i) => `call ${i}`));
+  });
+
+  it("gives a call without x-request-id a UUID-shaped request id of its own", async () => {
+    const { echo, logs } = await start();
+    await echo.echo({ message: "a" });
+    await echo.echo({ message: "b" });
+    await new Promise((r) => setTimeout(r, 10));
+    const ids = logs.filter((l) => l.msg === "rpc").map((l) => l.requestId as string);
+    expect(ids).toHaveLength(2);
+    for (const id of ids)
+      expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(ids[0]).not.toBe(ids[1]);
+  });
+
   it("passes request metadata in and response metadata out, and keeps the caller's request id", async () => {
     const { echo, logs } = await start();
     let header: Headers | undefined;

@@ -1,8 +1,8 @@
-import { randomUUID } from "node:crypto";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
   type Logger,
+  newRequestId,
   type OpenSpan,
   parseTimeout,
   RpcLog,
@@ -39,7 +39,7 @@ export class ObservedCall {
     timeoutMs: number | undefined,
   ) {
     observers.metrics.start();
-    this.requestId = header(headers, "x-request-id") || randomUUID();
+    this.requestId = header(headers, "x-request-id") || newRequestId();
     this.deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
     this.traceSpan = serverSpan(headers, method.parent.typeName, method.name, {
       "rpc.system": "connect_rpc",
