@@ -46,13 +46,6 @@ const peers = new WeakMap<http2.ServerHttp2Session, string>();
 const OK_TRAILERS: Readonly<Record<string, string>> = Object.freeze({ "grpc-status": "0" });
 const WAIT_FOR_TRAILERS = Object.freeze({ waitForTrailers: true });
 
-/**
- * The stream's listeners are these module-level functions (node calls them with the stream as `this`),
- * each finding its call on the stream, rather than closures made per call and `once` wrappers removed
- * again: every one of these events fires once per stream.
- */
-const kCall = Symbol("dispatch.call");
-
 let dateSecond = 0;
 let dateValue = "";
 /** The Date header's value (what node sends by default), made once a second. */
@@ -64,6 +57,13 @@ function httpDate(): string {
   }
   return dateValue;
 }
+
+/**
+ * The stream's listeners are these module-level functions (node calls them with the stream as `this`),
+ * each finding its call on the stream, rather than closures made per call and `once` wrappers removed
+ * again: every one of these events fires once per stream.
+ */
+const kCall = Symbol("dispatch.call");
 type CallStream = http2.ServerHttp2Stream & { [kCall]?: ServerCall };
 function ignoreStreamError(): void {}
 function onCallClose(this: CallStream): void {
