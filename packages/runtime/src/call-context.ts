@@ -40,11 +40,11 @@ export function runInCall<T>(ctx: CallContext, fn: () => T): T {
  * bytes of strings per id in a sampling heap profile of the hop, against one short string here.
  */
 const REQUEST_ID_PREFIX = (() => {
-  const b = randomBytes(8);
+  const b = randomBytes(10);
   b[6] = (b[6]! & 0x0f) | 0x80; // version 8
+  b[8] = (b[8]! & 0x3f) | 0x80; // variant 10
   const h = b.toString("hex");
-  const variant = (0x8000 | (randomBytes(2).readUInt16BE(0) & 0x3fff)).toString(16); // variant 10
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${variant}-`;
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-`;
 })();
 let requestCounter = 0;
 
