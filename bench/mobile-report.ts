@@ -49,6 +49,8 @@ accepts, 1,000,000 a minute: all the load is one user at one address). The load 
   the orders active, one status-history row per order; seeded in ${r.seed.seedS} s, then \`VACUUM ANALYZE\` and a \`CHECKPOINT\` (included in that time), as a database that has been running. The signed-in user
   has 3 active orders (15 lines) among their 10.
 - Indexes the active-orders plan uses: ${r.indexesUsed.map((i) => `\`${i}\``).join(", ")} (plan below).
+- The active-orders statement as orders sends it (from \`pg_stat_activity\` after the load), prepared in
+  a session of its own and run 12 times: ${typeof r.planCache === "string" ? `not checked (${r.planCache})` : `${r.planCache.generic} generic and ${r.planCache.custom} custom plans (PostgreSQL plans the first five executions for their values, then ${r.planCache.generic > 0 ? "keeps the generic plan" : "plans every execution anew"})`}.
 - Responses checked: h2load sees only HTTP statuses, so during every h2load run a real client asks for the
   same list over the other protocol every 100 ms and checks it (3 orders, 5 lines each, totals, names, newest
   first): ${r.samplesChecked} answers checked, all correct. And the gateway's \`grpc_server_handled_total\` must count every

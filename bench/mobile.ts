@@ -57,6 +57,8 @@ export interface Point {
 export interface MobileReport {
   seed: { users: number; orders: number; items: number; activeOrders: number; seedS: number };
   plan: string;
+  /** The repository's active-orders statement in PostgreSQL's plan cache (see `planCache`). */
+  planCache: { generic: number; custom: number } | string;
   indexesUsed: string[];
   activeFixed: Point[];
   activeSteps: Point[];
@@ -132,7 +134,10 @@ CHECKPOINT;
   };
 }
 
-/** The active-orders query as the repository sends it, written out ($1: the user id). */
+/**
+ * The active-orders query as the repository sends it, written out ($1: the user id; the repository binds
+ * the limit, and writes the statuses as literals as here: see ACTIVE_STATUS_LIST in orders-repository.ts).
+ */
 export const ACTIVE_SQL = `SELECT o.id, o.user_id, o.restaurant_id, o.status, o.currency_code, o.subtotal_minor,
        o.delivery_fee_minor, o.total_minor, o.delivery_address, o.note, o.created_at, o.updated_at, r.name,
        (SELECT coalesce(json_agg(json_build_array(i.menu_item_id, i.name, i.quantity, i.unit_price_minor)
@@ -142,6 +147,38 @@ FROM orders o JOIN restaurants r ON r.id = o.restaurant_id
 WHERE o.user_id = $1
   AND o.status IN ('PENDING_PAYMENT','PLACED','ACCEPTED','PREPARING','READY_FOR_PICKUP','OUT_FOR_DELIVERY')
 ORDER BY o.created_at DESC, o.id DESC LIMIT 50`;
+
+/**
+ * Whether PostgreSQL keeps one generic plan for the active-orders statement or plans every execution: the
+ * statement's text as orders sent it (from pg_stat_activity, after the load), prepared in a session of its
+ * own and run 12 times for the bench user. The first five executions are always planned for their values;
+ * PostgreSQL then keeps a generic plan unless it estimates it costlier, and otherwise plans every
+ * execution anew (with the statuses bound as parameters it did in half of ANALYZE's samples, doubling its
+ * CPU per call: docs/BENCHMARKS.md, "Sixteenth round"). A string says why it could not be checked.
+ */
+function planCache(stack: Stack, userId: string): MobileReport["planCache"] {
+  const statement = stack
+    .psql(
+      "orders",
+      `SELECT query FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
+         AND query LIKE '%json_agg%' LIMIT 1`,
+    )
+    .trim();
+  if (!statement) return "orders' statement was not found in pg_stat_activity";
+  if (Buffer.byteLength(statement) >= 1023) return "pg_stat_activity truncated orders' statement";
+  const params = [...new Set(statement.match(/\$\d+/g))].sort();
+  // $1 is the user; the repository binds the limit as $2.
+  if (params.join() !== "$1,$2")
+    return `orders' statement binds ${params.join(", ")}, not only the user and the limit`;
+  const out = stack.psql(
+    "orders",
+    `PREPARE active AS ${statement};\n\\o /dev/null\n${"EXECUTE active(:'u', 50);\n".repeat(12)}\\o
+SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = 'active';`,
+    { u: userId },
+  );
+  const [generic, custom] = out.trim().split("\n").at(-1)!.split("|").map(Number);
+  return { generic: generic!, custom: custom! };
+}
 
 /** The plan of the active-orders query (the repository's query, written out) for the bench user. */
 function plan(stack: Stack, userId: string): { text: string; indexes: string[] } {
@@ -461,6 +498,13 @@ export async function mobile(): Promise<MobileReport> {
       activeBest[fixed.protocol] = search.best;
     }
     clearInterval(peak);
+    let cached: MobileReport["planCache"];
+    try {
+      cached = planCache(stack, userId);
+    } catch (err) {
+      cached = `the check failed: ${(err as Error).message.split("\n")[0]}`;
+    }
+    console.error("the active-orders statement in PostgreSQL's plan cache:", cached);
 
     console.error(`the floor: ${fixedS} s at 500 rps`);
     const { token } = await signIn(stack.gatewayUrl, email);
@@ -496,6 +540,7 @@ export async function mobile(): Promise<MobileReport> {
     return {
       seed: seeded,
       plan: text,
+      planCache: cached,
       indexesUsed: indexes,
       activeFixed,
       activeSteps,

@@ -1,6 +1,7 @@
 // The floor's backend: what orders cannot avoid for ListActiveOrders. node:http2 takes the call, runs the
-// active-orders query (the same SQL and plan as the repository's, a named prepared statement, postgres.js,
-// a pool of 10 as orders has) and answers with a precomputed reply of the real reply's bytes: no protobuf,
+// active-orders query (the repository's SQL written out, with the same plan: the statuses are literals in
+// both, the limit a literal here and bound there; a named prepared statement, postgres.js, a pool of 10
+// as orders has) and answers with a precomputed reply of the real reply's bytes: no protobuf,
 // no row mapping, no logging, no metrics, no deadline, no breaker.
 import http2 from "node:http2";
 import postgres from "postgres";
