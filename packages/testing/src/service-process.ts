@@ -15,17 +15,31 @@ const repoRoot = fileURLToPath(new URL("../../..", import.meta.url));
  * (notifications: EADDRINUSE). Random, so parallel test files rarely pick the same one; a service that
  * still finds it taken is started again on another (startServiceProcess).
  */
+/**
+ * Ports this process has handed out. None is bound until the test's server starts, so a test that asks for
+ * several at once (a container's public, internal and admin ports) could be handed one twice: the
+ * gateway's image test lost a CI run to it (EADDRINUSE on its second listener).
+ */
+const handedOut = new Set<number>();
+
 export async function freePort(): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const port = 20_000 + Math.floor(Math.random() * 12_000);
-    if (await canListen(port)) return port;
+    if (!handedOut.has(port) && (await canListen(port))) return handOut(port);
   }
-  const srv = createServer();
-  srv.listen(0, "127.0.0.1");
-  await once(srv, "listening");
-  const { port } = srv.address() as { port: number };
-  srv.close();
-  await once(srv, "close");
+  for (;;) {
+    const srv = createServer();
+    srv.listen(0, "127.0.0.1");
+    await once(srv, "listening");
+    const { port } = srv.address() as { port: number };
+    srv.close();
+    await once(srv, "close");
+    if (!handedOut.has(port)) return handOut(port);
+  }
+}
+
+function handOut(port: number): number {
+  handedOut.add(port);
   return port;
 }
 
