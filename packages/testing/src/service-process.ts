@@ -9,19 +9,19 @@ import { Health, HealthCheckResponse_ServingStatus } from "@dispatch/gen/grpc/he
 const repoRoot = fileURLToPath(new URL("../../..", import.meta.url));
 
 /**
- * A port nothing listens on, for a server a test starts. Taken below Linux's ephemeral range (32768+):
- * a port the kernel handed out for `listen(0)` and that was closed again can be handed to any outgoing
- * connection (PostgreSQL, a gRPC client) before the service binds it, and CI once lost a run to that
- * (notifications: EADDRINUSE). Random, so parallel test files rarely pick the same one; a service that
- * still finds it taken is started again on another (startServiceProcess).
- */
-/**
  * Ports this process has handed out. None is bound until the test's server starts, so a test that asks for
  * several at once (a container's public, internal and admin ports) could be handed one twice: the
  * gateway's image test lost a CI run to it (EADDRINUSE on its second listener).
  */
 const handedOut = new Set<number>();
 
+/**
+ * A port nothing listens on, for a server a test starts. Taken below Linux's ephemeral range (32768+):
+ * a port the kernel handed out for `listen(0)` and that was closed again can be handed to any outgoing
+ * connection (PostgreSQL, a gRPC client) before the service binds it, and CI once lost a run to that
+ * (notifications: EADDRINUSE). Random, so parallel test files rarely pick the same one; a service that
+ * still finds it taken is started again on another (startServiceProcess).
+ */
 export async function freePort(): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const port = 20_000 + Math.floor(Math.random() * 12_000);
