@@ -1,6 +1,6 @@
 /**
  * Summarises a V8 CPU profile (`node --cpu-prof`): self time by function and by package, the two views
- * that say where a hop's time goes. `tsx bench/profile.ts <file.cpuprofile> [top]`.
+ * that say where a hop's time goes. `tsx bench/profile.ts <file.cpuprofile> [top] [fromUs toUs]`.
  */
 import { existsSync, readFileSync } from "node:fs";
 
@@ -11,8 +11,21 @@ interface Node {
 }
 interface Profile {
   nodes: Node[];
+  /** Microseconds on the machine's monotonic clock: `process.hrtime` in any process reads the same one. */
+  startTime: number;
   samples: number[];
   timeDeltas: number[];
+}
+
+/** A stretch of the monotonic clock in µs, e.g. from `monotonicUs()` before and after a load. */
+export interface Window {
+  fromUs: number;
+  toUs: number;
+}
+
+/** Now on the clock a profile's timestamps use (CLOCK_MONOTONIC, µs). */
+export function monotonicUs(): number {
+  return Number(process.hrtime.bigint() / 1000n);
 }
 
 /**
@@ -43,16 +56,25 @@ function bundleModules(url: string): ((line: number) => string) | undefined {
   };
 }
 
-export function summarise(file: string, top = 25): string {
+/**
+ * With `window`, only the samples taken inside it count: a service's profile spans its whole life, and
+ * start-up (compiling and evaluating the bundle) and the idle minutes around a load would otherwise share
+ * the summary with the load itself.
+ */
+export function summarise(file: string, top = 25, window?: Window): string {
   const p = JSON.parse(readFileSync(file, "utf8")) as Profile;
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const self = new Map<number, number>();
   let total = 0;
+  let at = p.startTime;
   p.samples.forEach((id, i) => {
     const dt = p.timeDeltas[i] ?? 0;
+    at += dt;
+    if (window && (at < window.fromUs || at > window.toUs)) return;
     self.set(id, (self.get(id) ?? 0) + dt);
     total += dt;
   });
+  if (total === 0) return window ? "no samples inside the window" : "no samples";
   const fn = new Map<string, number>();
   const pkg = new Map<string, number>();
   const bundles = new Map<string, ((line: number) => string) | undefined>();
@@ -116,9 +138,14 @@ export function summarise(file: string, top = 25): string {
       .slice(0, n)
       .map(([k, us]) => `${((us / busy) * 100).toFixed(1).padStart(5)} %  ${k}`)
       .join("\n");
-  return `total ${(total / 1e6).toFixed(2)} s sampled, ${(busy / 1e6).toFixed(2)} s running JavaScript or native code\n\nby package:\n${list(pkg, 25)}\n\nby function (self):\n${list(fn, top)}\n\nby function, inclusive (share of the running time):\n${ofBusy(inclusive, top)}`;
+  const span = window
+    ? ` between ${window.fromUs} and ${window.toUs} µs on the monotonic clock (${((window.toUs - window.fromUs) / 1e6).toFixed(1)} s)`
+    : "";
+  return `total ${(total / 1e6).toFixed(2)} s sampled${span}, ${(busy / 1e6).toFixed(2)} s running JavaScript or native code\n\nby package:\n${list(pkg, 25)}\n\nby function (self):\n${list(fn, top)}\n\nby function, inclusive (share of the running time):\n${ofBusy(inclusive, top)}`;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  console.log(summarise(process.argv[2]!, Number(process.argv[3] ?? 25)));
+  const [file, top, from, to] = process.argv.slice(2);
+  const window = from && to ? { fromUs: Number(from), toUs: Number(to) } : undefined;
+  console.log(summarise(file!, Number(top ?? 25), window));
 }
