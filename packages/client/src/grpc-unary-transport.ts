@@ -13,6 +13,7 @@ import {
   Code,
   ConnectError,
   type ContextValues,
+  createContextKey,
   type StreamResponse,
   type Transport,
   type UnaryResponse,
@@ -24,6 +25,12 @@ import { frame } from "@dispatch/runtime";
 type HeadersInit = ConstructorParameters<typeof Headers>[0];
 
 export const USER_AGENT = "dispatch-client/1 connect-es/2.2.0";
+
+/**
+ * Set on a unary call's context values: the response's `message` is the reply's protobuf bytes, not
+ * decoded (callUndecoded in undecoded.ts). Everything else about the call is as ever.
+ */
+export const kUndecodedReply = createContextKey(false, { description: "leave the reply undecoded" });
 
 /** grpc-go's default limit on a received message. */
 const DEFAULT_MAX_RECEIVE_BYTES = 4 * 1024 * 1024;
@@ -69,6 +76,7 @@ class UnaryGrpcTransport implements Transport {
     timeoutMs: number | undefined,
     header: HeadersInit | undefined,
     input: MessageInitShape<I>,
+    contextValues?: ContextValues,
   ): Promise<UnaryResponse<I, O>> {
     if (signal?.aborted) return Promise.reject(ConnectError.from(signal.reason, Code.Canceled));
     if (timeoutMs !== undefined && timeoutMs <= 0) timeoutMs = undefined;
@@ -85,6 +93,7 @@ class UnaryGrpcTransport implements Transport {
       this.session,
       signal,
       this.maxReceiveBytes,
+      contextValues?.get(kUndecodedReply) === true,
     );
     if (timeoutMs !== undefined) call.timer = setTimeout(onDeadline, timeoutMs, call);
     signal?.addEventListener("abort", call);
@@ -152,6 +161,7 @@ class UnaryCall {
     readonly session: Http2SessionManager,
     private readonly signal: AbortSignal | undefined,
     private readonly maxBytes: number,
+    private readonly undecoded = false,
   ) {
     const { promise, resolve, reject } = Promise.withResolvers<UnaryResponse>();
     this.promise = promise;
@@ -345,7 +355,9 @@ class UnaryCall {
     }
     let message: UnaryResponse["message"];
     try {
-      message = fromBinary(this.method.output, payload);
+      message = this.undecoded
+        ? (payload as unknown as UnaryResponse["message"])
+        : fromBinary(this.method.output, payload);
     } catch (err) {
       this.failWith(Code.Internal, `parse binary: ${(err as Error).message}`, err);
       return;

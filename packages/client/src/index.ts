@@ -13,3 +13,4 @@ export {
 export type { HedgingOptions } from "./dispatch-transport.ts";
 export type { RetryBudgetOptions, RetryOptions } from "./retry-policy.ts";
 export { neverSent } from "./retry-policy.ts";
+export { callUndecoded } from "./undecoded.ts";

@@ -1,11 +1,12 @@
 import http2 from "node:http2";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { EchoService } from "@dispatch/gen/dispatch/echo/v1/echo_pb.ts";
+import { EchoResponseSchema, EchoService } from "@dispatch/gen/dispatch/echo/v1/echo_pb.ts";
 import { type CallContext, runInCall } from "@dispatch/runtime";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
-import { closeClients, createClient } from "../src/index.ts";
+import { attemptsOf, callUndecoded, closeClients, createClient } from "../src/index.ts";
 
 /**
  * An echo server on plain connect-node (not our runtime), so the client is tested against another
@@ -74,6 +75,41 @@ async function failure(p: Promise<unknown>): Promise<ConnectError> {
   }
   throw new Error("expected the call to fail");
 }
+
+describe("callUndecoded", () => {
+  it("returns the reply's bytes, from the same call a typed method makes", async () => {
+    const s = await server();
+    const c = createClient(EchoService, { target: `127.0.0.1:${s.port}`, name: "echo" });
+    const bytes = await runInCall(parentCall(1000), () =>
+      callUndecoded(c, EchoService.method.echo, { message: "raw" }, { timeoutMs: 500 }),
+    );
+    expect(bytes).toBeInstanceOf(Uint8Array);
+    expect(fromBinary(EchoResponseSchema, bytes).message).toBe(`${s.port}:raw`);
+    expect(Buffer.from(bytes)).toEqual(
+      Buffer.from(toBinary(EchoResponseSchema, create(EchoResponseSchema, { message: `${s.port}:raw` }))),
+    );
+    // The client's own call: its attempts, the caller's deadline and request id.
+    expect(attemptsOf(c)).toBe(1);
+    expect(Number.parseInt(s.seen[0]!.timeout!, 10)).toBeLessThanOrEqual(500);
+    expect(s.seen[0]!.requestId).toBe("parent-req-1");
+  });
+
+  it("fails as the typed call does", async () => {
+    const s = await server();
+    const c = createClient(EchoService, { target: `127.0.0.1:${s.port}`, retry: false });
+    const err = await failure(
+      callUndecoded(c, EchoService.method.echo, { message: `fail:${Code.NotFound}` }),
+    );
+    expect(err.code).toBe(Code.NotFound);
+    expect(err.rawMessage).toBe("planned failure");
+  });
+
+  it("encodes the reply of a client that is not createClient's (a stand-in)", async () => {
+    const standIn = { echo: async (req: { message: string }) => ({ message: `stand-in:${req.message}` }) };
+    const bytes = await callUndecoded(standIn, EchoService.method.echo, { message: "x" });
+    expect(fromBinary(EchoResponseSchema, bytes).message).toBe("stand-in:x");
+  });
+});
 
 describe("createClient", () => {
   it("makes typed calls over one shared HTTP/2 connection per endpoint", async () => {
