@@ -25,6 +25,7 @@ import { AppService } from "@dispatch/gen/dispatch/app/v1/app_pb.ts";
 import { frame, MessageReader, MessageTooLargeError, runInCall } from "@dispatch/runtime";
 import { kUser } from "./app-rpc.ts";
 import { type EdgeCalls, header, type ObservedCall, timeoutOf } from "./edge-calls.ts";
+import { kWireReplies, WireReply } from "./wire-mapping.ts";
 
 type Method = DescMethodUnary;
 type Impl = (request: Message, ctx: HandlerContext) => Promise<unknown>;
@@ -177,11 +178,13 @@ export class EdgeUnary {
     try {
       const user = await this.calls.admit(method.name, header(headers, "authorization") ?? null, ip);
       if (call.done) return;
-      const ctx = new EdgeContext(method, protocol, headers, call, createContextValues().set(kUser, user));
+      // The reply may come as bytes already (wire-mapping.ts).
+      const values = createContextValues().set(kUser, user).set(kWireReplies, true);
+      const ctx = new EdgeContext(method, protocol, headers, call, values);
       reply.context = ctx;
       const output = await runInCall(ctx, () => route.impl(request, ctx));
       if (call.done) return;
-      reply.ok(method, create(method.output, output as never));
+      reply.ok(method, output instanceof WireReply ? output : create(method.output, output as never));
     } catch (err) {
       reply.error(this.calls.toConnectError(err, method.name));
     }
@@ -277,7 +280,7 @@ abstract class Reply {
     this.ctx = ctx;
   }
 
-  abstract ok(method: Method, message: Message): void;
+  abstract ok(method: Method, message: Message | WireReply): void;
   abstract error(err: ConnectError): void;
 
   /** The connection or stream closed: if the call has not been answered, the client cancelled it. */
@@ -303,10 +306,10 @@ class GrpcReply extends Reply {
     super(call);
   }
 
-  ok(method: Method, message: Message): void {
+  ok(method: Method, message: Message | WireReply): void {
     let bytes: Uint8Array;
     try {
-      bytes = toBinary(method.output, message);
+      bytes = message instanceof WireReply ? message.bytes : toBinary(method.output, message);
     } catch (err) {
       this.error(new ConnectError(`could not serialize the response: ${String(err)}`, Code.Internal));
       return;
@@ -372,10 +375,17 @@ class ConnectReply extends Reply {
     super(call);
   }
 
-  ok(method: Method, message: Message): void {
+  ok(method: Method, message: Message | WireReply): void {
     let body: Uint8Array;
     try {
-      body = this.json ? Buffer.from(toJsonString(method.output, message)) : toBinary(method.output, message);
+      if (message instanceof WireReply)
+        body = this.json
+          ? Buffer.from(toJsonString(method.output, fromBinary(method.output, message.bytes)))
+          : message.bytes;
+      else
+        body = this.json
+          ? Buffer.from(toJsonString(method.output, message))
+          : toBinary(method.output, message);
     } catch (err) {
       this.error(new ConnectError(`could not serialize the response: ${String(err)}`, Code.Internal));
       return;

@@ -4,8 +4,9 @@ import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import { gunzipSync, gzipSync } from "node:zlib";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary, toJson } from "@bufbuild/protobuf";
 import {
+  ListActiveOrdersResponseSchema,
   ListRestaurantsRequestSchema,
   ListRestaurantsResponseSchema,
 } from "@dispatch/gen/dispatch/app/v1/app_pb.ts";
@@ -104,6 +105,29 @@ function post(
     req.on("error", reject);
     req.end(body);
   });
+}
+
+/** One Connect unary POST over h2c: connect-node's path, which the lean one leaves Connect on HTTP/2 to. */
+async function connectOverH2(
+  port: number,
+  method: string,
+  body: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; body: Buffer }> {
+  const client = http2.connect(`http://127.0.0.1:${port}`);
+  try {
+    const req = client.request({ ":method": "POST", ":path": path(method), ...headers });
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    const response = once(req, "response");
+    const ended = once(req, "end");
+    req.end(body);
+    const [resHeaders] = (await response) as [http2.IncomingHttpHeaders];
+    await ended;
+    return { status: Number(resHeaders[":status"]), body: Buffer.concat(chunks) };
+  } finally {
+    client.close();
+  }
 }
 
 const restaurants = (pageSize: number) =>
@@ -216,6 +240,64 @@ describe("gRPC on the public port", () => {
     });
     expect(r.status).toBe("0");
     expect(fromBinary(ListRestaurantsResponseSchema, r.data.subarray(5)).restaurants).toHaveLength(3);
+  });
+
+  it("lists active orders mapped on the wire, as Connect JSON and binary list them decoded", async () => {
+    const token = await signUp();
+    const json = { "content-type": "application/json", authorization: `Bearer ${token}` };
+    const call = async (method: string, body: unknown) =>
+      JSON.parse((await post(stack.gateway.port, method, JSON.stringify(body), json)).body.toString());
+    const { restaurants: list } = await call("ListRestaurants", { pageSize: 5 });
+    const restaurant = (list as { id: string; name: string; open: boolean }[]).find((r) => r.open)!;
+    const { items } = await call("GetMenu", { restaurantId: restaurant.id });
+    const [a, b] = (items as { id: string; available: boolean }[]).filter((i) => i.available);
+    const placed: string[] = [];
+    for (const lines of [
+      [{ menuItemId: a!.id, quantity: 2 }],
+      [
+        { menuItemId: a!.id, quantity: 1 },
+        { menuItemId: b!.id, quantity: 3 },
+      ],
+    ]) {
+      const r = await call("PlaceOrder", {
+        requestId: `wire-${randomUUID()}`,
+        restaurantId: restaurant.id,
+        items: lines,
+        deliveryAddress: { line1: "Torstrasse 1", city: "Berlin", countryCode: "DE" },
+        note: "internal only",
+      });
+      placed.push(r.order.id);
+    }
+
+    const r = await grpc(stack.gateway.port, "ListActiveOrders", envelope(new Uint8Array()), {
+      authorization: `Bearer ${token}`,
+    });
+    expect(r.status).toBe("0");
+    const payload = r.data.subarray(5);
+    expect(r.data.readUInt32BE(1)).toBe(payload.length);
+    const viaGrpc = fromBinary(ListActiveOrdersResponseSchema, payload);
+    expect(viaGrpc.orders.map((o) => o.id).sort()).toEqual([...placed].sort());
+    const second = viaGrpc.orders.find((o) => o.id === placed[1])!;
+    expect(second.restaurantName).toBe(restaurant.name);
+    expect(second.items.map((i) => i.quantity)).toEqual([1, 3]);
+    expect(second.deliveryAddress?.line1).toBe("Torstrasse 1");
+    expect(second.createTime).toBeDefined();
+    expect(viaGrpc.orders[0]!.$unknown).toBeUndefined(); // user_id, note: internal fields left out
+
+    // Connect binary and JSON on HTTP/1.1 take the same lean path (JSON written from the mapped bytes);
+    // Connect JSON over h2c goes to connect-node, which decodes orders' reply and maps it (mapping.ts).
+    const viaBinary = await post(stack.gateway.port, "ListActiveOrders", Buffer.alloc(0), {
+      ...json,
+      "content-type": "application/proto",
+    });
+    expect(viaBinary.status).toBe(200);
+    expect(viaBinary.body).toEqual(payload);
+    const expected = toJson(ListActiveOrdersResponseSchema, viaGrpc);
+    const viaJson = await post(stack.gateway.port, "ListActiveOrders", "{}", json);
+    expect(JSON.parse(viaJson.body.toString())).toEqual(expected);
+    const decodedPath = await connectOverH2(stack.gateway.port, "ListActiveOrders", "{}", json);
+    expect(decodedPath.status).toBe(200);
+    expect(JSON.parse(decodedPath.body.toString())).toEqual(expected);
   });
 
   it("ends a call at the caller's deadline with DEADLINE_EXCEEDED", async () => {

@@ -1,0 +1,261 @@
+import { create, createFileRegistry, type DescMessage, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import {
+  FieldDescriptorProto_Label,
+  FieldDescriptorProto_Type,
+  FileDescriptorProtoSchema,
+  timestampFromMs,
+} from "@bufbuild/protobuf/wkt";
+import { ListActiveOrdersResponseSchema as AppListSchema } from "@dispatch/gen/dispatch/app/v1/app_pb.ts";
+import {
+  ListActiveOrdersResponseSchema,
+  type Order,
+  OrderStatus,
+} from "@dispatch/gen/dispatch/orders/v1/orders_pb.ts";
+import { describe, expect, it } from "vitest";
+import * as map from "../src/mapping.ts";
+import { wireMapping } from "../src/wire-mapping.ts";
+
+const mapping = wireMapping(ListActiveOrdersResponseSchema, AppListSchema)!;
+
+/** What the gateway sends when it decodes orders' reply: mapping.ts, then protobuf-es's encoder. */
+function decoded(bytes: Uint8Array): Uint8Array {
+  const internal = fromBinary(ListActiveOrdersResponseSchema, bytes);
+  return toBinary(AppListSchema, create(AppListSchema, { orders: internal.orders.map(map.order) }));
+}
+
+function reply(orders: unknown[]): Uint8Array {
+  return toBinary(
+    ListActiveOrdersResponseSchema,
+    create(ListActiveOrdersResponseSchema, { orders } as never),
+  );
+}
+
+const money = (minor: number) => ({
+  currencyCode: "EUR",
+  units: BigInt(Math.trunc(minor / 100)),
+  nanos: (minor % 100) * 10_000_000,
+});
+
+function order(i: number, over: Record<string, unknown> = {}) {
+  return {
+    id: `0193b2a1-7c3e-7000-8000-${String(i).padStart(12, "0")}`,
+    userId: "user-1",
+    restaurantId: "rst-007",
+    restaurantName: "Trattoria Da Marco",
+    status: OrderStatus.PREPARING,
+    items: [1, 2, 3, 4, 5].map((l) => ({
+      menuItemId: `rst-007-item-0${l}`,
+      name: `Dish ${l}`,
+      quantity: 1 + (l % 2),
+      unitPrice: money(500 + 100 * l),
+      lineTotal: money((500 + 100 * l) * (1 + (l % 2))),
+    })),
+    subtotal: money(6400),
+    deliveryFee: money(199),
+    total: money(6599),
+    deliveryAddress: { line1: `Torstrasse ${i}`, city: "Berlin", postalCode: "10119", countryCode: "DE" },
+    note: "ring twice",
+    createTime: timestampFromMs(1_764_000_000_000 + i),
+    updateTime: timestampFromMs(1_764_000_100_000 + i),
+    statusHistory: [{ status: OrderStatus.PLACED, changeTime: timestampFromMs(1_764_000_000_000) }],
+    ...over,
+  };
+}
+
+describe("the wire mapping of orders' active orders to the app's", () => {
+  it("makes the bytes the decode, mapping.ts and the encode make", () => {
+    const cases: [string, Uint8Array][] = [
+      ["no orders", reply([])],
+      ["three full orders", reply([order(1), order(2), order(3)])],
+      [
+        "every status",
+        reply(
+          Object.values(OrderStatus)
+            .filter((s) => typeof s === "number")
+            .map((s, i) => order(i, { status: s })),
+        ),
+      ],
+      ["a status the app does not know", reply([order(1, { status: 42 as OrderStatus })])],
+      [
+        "text beyond ASCII",
+        reply([order(1, { restaurantName: "Café Ünïcødé 🍕", items: [{ name: "Pho bò – 大" }] })]),
+      ],
+      [
+        "fields left unset",
+        reply([{ id: "x" }, order(2, { deliveryAddress: undefined, createTime: undefined, items: [] })]),
+      ],
+      [
+        "large and negative amounts",
+        reply([order(1, { total: { currencyCode: "JPY", units: 9_007_199_254_740_993n, nanos: -5 } })]),
+      ],
+    ];
+    for (const [name, bytes] of cases) {
+      const mapped = mapping(bytes);
+      expect(Buffer.from(mapped), name).toEqual(Buffer.from(decoded(bytes)));
+    }
+    // And what the app decodes from it: the internal-only fields are gone.
+    const app = fromBinary(AppListSchema, mapping(reply([order(1)])));
+    expect(app.orders[0]!.restaurantName).toBe("Trattoria Da Marco");
+    expect(app.orders[0]!.items).toHaveLength(5);
+    expect(app.orders[0]!.$unknown).toBeUndefined();
+  });
+
+  it("agrees with the decoded path on random orders", () => {
+    let seed = 7;
+    const rnd = (n: number) => {
+      seed = (seed * 1_103_515_245 + 12_345) & 0x7fffffff;
+      return seed % n;
+    };
+    const text = () => ["", "a", "Dish", "Ünïcødé", "🍕🍕", "x".repeat(300)][rnd(6)]!;
+    for (let round = 0; round < 200; round++) {
+      const orders: Partial<Order>[] = [];
+      for (let i = rnd(5); i > 0; i--) {
+        const o = order(rnd(1000), {
+          restaurantName: text(),
+          status: rnd(12),
+          note: text(),
+          items: Array.from({ length: rnd(4) }, () => ({
+            name: text(),
+            quantity: rnd(60) - 5,
+            unitPrice: money(rnd(100_000) - 50_000),
+          })),
+        }) as Record<string, unknown>;
+        for (const k of Object.keys(o)) if (k !== "id" && rnd(4) === 0) delete o[k];
+        orders.push(o as Partial<Order>);
+      }
+      const bytes = reply(orders);
+      expect(Buffer.from(mapping(bytes))).toEqual(Buffer.from(decoded(bytes)));
+    }
+  });
+
+  it("leaves out fields it does not know, at any depth", () => {
+    const w = new BinaryWriter();
+    w.tag(1, WireType.LengthDelimited).fork();
+    w.tag(1, WireType.LengthDelimited).string("order-1");
+    w.tag(99, WireType.Varint).uint32(7); // unknown, inside the order
+    w.tag(6, WireType.LengthDelimited).fork(); // an item
+    w.tag(2, WireType.LengthDelimited).string("Dish");
+    w.tag(50, WireType.Bit64).fixed64(1n); // unknown, inside the item
+    w.join();
+    w.join();
+    w.tag(15, WireType.LengthDelimited).string("unknown at the top");
+    const bytes = w.finish();
+    expect(Buffer.from(mapping(bytes))).toEqual(Buffer.from(decoded(bytes)));
+    const app = fromBinary(AppListSchema, mapping(bytes));
+    expect(app.orders[0]!.id).toBe("order-1");
+    expect(app.orders[0]!.items[0]!.name).toBe("Dish");
+  });
+
+  it("refuses bytes that are not a reply", () => {
+    const full = reply([order(1)]);
+    expect(() => mapping(full.subarray(0, full.length - 3))).toThrow();
+    const w = new BinaryWriter();
+    w.tag(1, WireType.Varint).uint32(5); // an order must be length-delimited
+    expect(() => mapping(w.finish())).toThrow(/wire type 0 for a message/);
+    const e = new BinaryWriter();
+    e.tag(1, WireType.LengthDelimited).fork().tag(5, WireType.LengthDelimited).string("PLACED").join();
+    expect(() => mapping(e.finish())).toThrow(/wire type 2 for an enum/);
+  });
+});
+
+/** Two messages, From and To, whose fields are given as [name, number, type, label?, typeName?]. */
+function pair(
+  from: [string, number, FieldDescriptorProto_Type, FieldDescriptorProto_Label?, string?][],
+  to: [string, number, FieldDescriptorProto_Type, FieldDescriptorProto_Label?, string?][],
+  syntax = "proto3",
+): [DescMessage, DescMessage] {
+  const fields = (fs: typeof from) =>
+    fs.map(([name, number, type, label, typeName]) => ({
+      name,
+      jsonName: name,
+      number,
+      type,
+      label: label ?? FieldDescriptorProto_Label.OPTIONAL,
+      ...(typeName ? { typeName } : {}),
+    }));
+  const file = create(FileDescriptorProtoSchema, {
+    name: "t.proto",
+    package: "t",
+    syntax,
+    messageType: [
+      { name: "From", field: fields(from) },
+      { name: "To", field: fields(to) },
+      {
+        name: "Node",
+        field: fields([
+          ["child", 1, FieldDescriptorProto_Type.MESSAGE, undefined, ".t.Node"],
+          ["name", 2, FieldDescriptorProto_Type.STRING],
+        ]),
+      },
+      {
+        name: "AppNode",
+        field: fields([
+          ["name", 1, FieldDescriptorProto_Type.STRING],
+          ["child", 2, FieldDescriptorProto_Type.MESSAGE, undefined, ".t.AppNode"],
+        ]),
+      },
+    ],
+  });
+  const registry = createFileRegistry(file, () => undefined);
+  return [registry.getMessage("t.From")!, registry.getMessage("t.To")!];
+}
+
+describe("wireMapping", () => {
+  const { STRING, INT32, INT64, MESSAGE } = FieldDescriptorProto_Type;
+  const REPEATED = FieldDescriptorProto_Label.REPEATED;
+
+  it("maps fields of the same name and type, under their new numbers", () => {
+    const [from, to] = pair(
+      [
+        ["a", 1, STRING],
+        ["drop", 2, INT32],
+        ["b", 3, INT64],
+        ["c", 4, INT32, REPEATED],
+      ],
+      [
+        ["b", 1, INT64],
+        ["a", 2, STRING],
+        ["c", 3, INT32, REPEATED],
+        ["new", 4, STRING],
+      ],
+    );
+    const m = wireMapping(from, to)!;
+    const msg = create(from, { a: "x", drop: 5, b: -3n, c: [1, 2, 300] } as never);
+    const out = fromBinary(to, m(toBinary(from, msg))) as unknown as Record<string, unknown>;
+    expect(out.a).toBe("x");
+    expect(out.b).toBe(-3n);
+    expect(out.c).toEqual([1, 2, 300]);
+    expect(out.new).toBe("");
+  });
+
+  it("refuses a namesake of another type, or of another cardinality", () => {
+    expect(wireMapping(...pair([["a", 1, STRING]], [["a", 1, INT32]]))).toBeUndefined();
+    expect(wireMapping(...pair([["a", 1, INT32]], [["a", 1, INT64]]))).toBeUndefined();
+    expect(wireMapping(...pair([["a", 1, INT32, REPEATED]], [["a", 1, INT32]]))).toBeUndefined();
+  });
+
+  it("maps recursive messages of other types, and stops at a nesting limit", () => {
+    const [from, to] = pair(
+      [["root", 1, MESSAGE, undefined, ".t.Node"]],
+      [["root", 1, MESSAGE, undefined, ".t.AppNode"]],
+    );
+    const m = wireMapping(from, to)!;
+    const node = (depth: number): unknown => ({
+      name: `n${depth}`,
+      ...(depth > 0 ? { child: node(depth - 1) } : {}),
+    });
+    const out = fromBinary(to, m(toBinary(from, create(from, { root: node(3) } as never)))) as unknown as {
+      root: { name: string; child: { name: string; child: { name: string } } };
+    };
+    expect(out.root.name).toBe("n3");
+    expect(out.root.child.child.name).toBe("n1");
+    // Deeper than protobuf's limit of 100: refused, as decoding refuses it.
+    let inner = new BinaryWriter().tag(2, WireType.LengthDelimited).string("leaf").finish();
+    for (let i = 0; i < 105; i++)
+      inner = new BinaryWriter().tag(1, WireType.LengthDelimited).bytes(inner).finish();
+    expect(() => m(new BinaryWriter().tag(1, WireType.LengthDelimited).bytes(inner).finish())).toThrow(
+      /deeper than 100/,
+    );
+  });
+});
