@@ -1,5 +1,4 @@
 import type { DescField, DescMessage } from "@bufbuild/protobuf";
-import { BinaryReader, BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { FeatureSet_FieldPresence } from "@bufbuild/protobuf/wkt";
 import { createContextKey } from "@connectrpc/connect";
 
@@ -21,7 +20,7 @@ import { createContextKey } from "@connectrpc/connect";
  * message has a namesake it cannot take as it is (another kind or scalar type, other presence, oneofs,
  * maps or lists of other types, group encoding): the caller then maps the decoded message as before.
  */
-export type WireMapping = (bytes: Uint8Array) => Uint8Array;
+export type WireMapping = (bytes: Uint8Array) => Uint8Array<ArrayBuffer>;
 
 /** How one field of the internal message goes to the app's. */
 type Step =
@@ -30,8 +29,15 @@ type Step =
   /** `implicit`: proto3's plain field, left off the wire when zero. */
   | { kind: "enum"; to: number; values: Map<number, number>; implicit: boolean };
 
-/** Steps by the internal message's field number; fields without one are left out. */
-type Plan = Map<number, Step>;
+/**
+ * Steps by the internal message's field number, in an array up to SMALL_FIELDS and a map beyond; fields
+ * without one are left out.
+ */
+interface Plan {
+  small: (Step | undefined)[];
+  large: Map<number, Step>;
+}
+const SMALL_FIELDS = 256;
 
 /** Nesting deeper than this in a reply is refused, as protobuf-es refuses it when decoding. */
 const MAX_DEPTH = 100;
@@ -40,9 +46,13 @@ export function wireMapping(from: DescMessage, to: DescMessage): WireMapping | u
   const plan = planFor(from, to, new Map());
   if (!plan) return undefined;
   return (bytes) => {
-    const writer = new BinaryWriter();
-    write(plan, bytes, writer, 0);
-    return writer.finish();
+    const out: Out = { buf: scratch, pos: 0 };
+    try {
+      write(plan, bytes, 0, bytes.length, out, 0);
+      return out.buf.slice(0, out.pos);
+    } finally {
+      if (out.buf.length > scratch.length && out.buf.length <= MAX_SCRATCH) scratch = out.buf;
+    }
   };
 }
 
@@ -50,14 +60,15 @@ function planFor(from: DescMessage, to: DescMessage, plans: Map<string, Plan>): 
   const key = `${from.typeName}>${to.typeName}`;
   const known = plans.get(key);
   if (known) return known; // a recursive type: the plan being built
-  const plan: Plan = new Map();
+  const plan: Plan = { small: [], large: new Map() };
   plans.set(key, plan);
   for (const t of to.fields) {
     const f = from.fields.find((x) => x.name === t.name);
     if (!f) continue;
     const step = stepFor(f, t, plans);
     if (!step) return undefined;
-    plan.set(f.number, step);
+    if (f.number < SMALL_FIELDS) plan.small[f.number] = step;
+    else plan.large.set(f.number, step);
   }
   return plan;
 }
@@ -108,36 +119,162 @@ function stepFor(f: DescField, t: DescField, plans: Map<string, Plan>): Step | u
   }
 }
 
-function write(plan: Plan, bytes: Uint8Array, writer: BinaryWriter, depth: number): void {
+/**
+ * The walk over the wire, on the bytes themselves: protobuf-es's BinaryReader and BinaryWriter made it as
+ * slow as the decode it replaces (an object and a DataView per message read, an array per tag, a view
+ * per value copied; 22-26 µs against 24-26 µs for the reply of three orders, in a loop).
+ */
+interface Out {
+  buf: Uint8Array<ArrayBuffer>;
+  pos: number;
+}
+
+/** The output's buffer, reused from one mapping to the next (JavaScript runs one at a time); results are copies. */
+let scratch: Uint8Array<ArrayBuffer> = new Uint8Array(16 * 1024);
+const MAX_SCRATCH = 1024 * 1024;
+
+function write(plan: Plan, src: Uint8Array, start: number, end: number, out: Out, depth: number): void {
   if (depth > MAX_DEPTH) throw new Error(`messages nested deeper than ${MAX_DEPTH}`);
-  const reader = new BinaryReader(bytes);
-  while (reader.pos < reader.len) {
-    const [no, wt] = reader.tag();
-    const step = plan.get(no);
-    if (!step) {
-      reader.skip(wt, no);
-      continue;
+  let p = start;
+  while (p < end) {
+    // The tag: field number and wire type (a varint of at most 5 bytes).
+    let tag = src[p++]!;
+    if (tag & 0x80) {
+      tag &= 0x7f;
+      for (let shift = 7; ; shift += 7) {
+        if (p >= end || shift > 28) throw new Error("invalid tag");
+        const b = src[p++]!;
+        tag |= (b & 0x7f) << shift;
+        if (!(b & 0x80)) break;
+      }
+      tag >>>= 0;
     }
-    switch (step.kind) {
-      case "copy":
-        if (wt === WireType.StartGroup || wt === WireType.EndGroup)
-          throw new Error(`field ${no}: unexpected group`);
-        writer.tag(step.to, wt).raw(reader.skip(wt, no));
+    const no = tag >>> 3;
+    const wt = tag & 7;
+    if (no === 0) throw new Error("invalid field number 0");
+    const valueStart = p;
+    let bodyStart = p;
+    switch (wt) {
+      case VARINT:
+        for (let n = 0; ; n++) {
+          if (p >= end || n === 10) throw new Error(`field ${no}: invalid varint`);
+          if (!(src[p++]! & 0x80)) break;
+        }
         break;
-      case "message":
-        if (wt !== WireType.LengthDelimited) throw new Error(`field ${no}: wire type ${wt} for a message`);
-        writer.tag(step.to, WireType.LengthDelimited).fork();
-        write(step.plan, reader.bytes(), writer, depth + 1);
-        writer.join();
+      case FIXED64:
+        p += 8;
         break;
-      case "enum": {
-        if (wt !== WireType.Varint) throw new Error(`field ${no}: wire type ${wt} for an enum`);
-        const value = step.values.get(reader.int32()) ?? 0;
-        if (value !== 0 || !step.implicit) writer.tag(step.to, WireType.Varint).int32(value);
+      case LENGTH_DELIMITED: {
+        let len = 0;
+        for (let shift = 0; ; shift += 7) {
+          if (p >= end || shift > 28) throw new Error(`field ${no}: invalid length`);
+          const b = src[p++]!;
+          len += (b & 0x7f) * 2 ** shift;
+          if (!(b & 0x80)) break;
+        }
+        bodyStart = p;
+        p += len;
         break;
+      }
+      case FIXED32:
+        p += 4;
+        break;
+      default:
+        // Groups (proto2's) are in no contract here; refusing them keeps the walk flat.
+        throw new Error(`field ${no}: wire type ${wt}`);
+    }
+    if (p > end) throw new Error(`field ${no}: premature end of data`);
+    const step = no < SMALL_FIELDS ? plan.small[no] : plan.large.get(no);
+    if (step === undefined) continue;
+    if (step.kind === "copy") {
+      writeVarint(out, (step.to << 3) | wt, p - valueStart);
+      const buf = out.buf;
+      let at = out.pos;
+      // Byte by byte: most values are a few bytes long, shorter than a view over them is to make.
+      if (p - valueStart < 128) for (let i = valueStart; i < p; i++) buf[at++] = src[i]!;
+      else {
+        buf.set(src.subarray(valueStart, p), at);
+        at += p - valueStart;
+      }
+      out.pos = at;
+    } else if (step.kind === "message") {
+      if (wt !== LENGTH_DELIMITED) throw new Error(`field ${no}: wire type ${wt} for a message`);
+      writeVarint(out, (step.to << 3) | LENGTH_DELIMITED, 5);
+      // The length goes first but is known only after: reserve the source's length size, shift if it differs.
+      const reserved = varintSize(p - bodyStart);
+      const lengthAt = out.pos;
+      out.pos += reserved;
+      const bodyAt = out.pos;
+      write(step.plan, src, bodyStart, p, out, depth + 1);
+      const written = out.pos - bodyAt;
+      const size = varintSize(written);
+      if (size !== reserved) {
+        ensure(out, size - reserved);
+        out.buf.copyWithin(lengthAt + size, bodyAt, out.pos);
+        out.pos += size - reserved;
+      }
+      putVarint(out.buf, lengthAt, written);
+    } else {
+      if (wt !== VARINT) throw new Error(`field ${no}: wire type ${wt} for an enum`);
+      // An int32 on the wire; its low 32 bits are the value (a negative one takes ten bytes).
+      let v = 0;
+      for (let i = valueStart, shift = 0; i < p && shift < 32; i++, shift += 7)
+        v |= (src[i]! & 0x7f) << shift;
+      const value = step.values.get(v) ?? 0;
+      if (value !== 0 || !step.implicit) {
+        writeVarint(out, (step.to << 3) | VARINT, 10);
+        if (value >= 0) writeVarint(out, value, 0);
+        else writeNegative(out, value);
       }
     }
   }
+}
+
+const VARINT = 0;
+const FIXED64 = 1;
+const LENGTH_DELIMITED = 2;
+const FIXED32 = 5;
+
+function ensure(out: Out, more: number): void {
+  if (out.pos + more <= out.buf.length) return;
+  let size = out.buf.length * 2;
+  while (size < out.pos + more) size *= 2;
+  const next = new Uint8Array(size);
+  next.set(out.buf.subarray(0, out.pos));
+  out.buf = next;
+}
+
+function varintSize(v: number): number {
+  return v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x200000 ? 3 : v < 0x10000000 ? 4 : 5;
+}
+
+/** Writes an unsigned 32-bit varint, with room for `more` bytes after it. */
+function writeVarint(out: Out, v: number, more: number): void {
+  ensure(out, 5 + more);
+  out.pos = putVarint(out.buf, out.pos, v >>> 0);
+}
+
+function putVarint(buf: Uint8Array, at: number, v: number): number {
+  while (v > 0x7f) {
+    buf[at++] = (v & 0x7f) | 0x80;
+    v >>>= 7;
+  }
+  buf[at++] = v;
+  return at;
+}
+
+/** A negative int32 as protobuf writes it: sign-extended to 64 bits, ten bytes. */
+function writeNegative(out: Out, v: number): void {
+  ensure(out, 10);
+  let lo = v >>> 0;
+  for (let i = 0; i < 4; i++) {
+    out.buf[out.pos++] = (lo & 0x7f) | 0x80;
+    lo >>>= 7;
+  }
+  // bits 28-31 of the value, then the sign's ones up to bit 63
+  out.buf[out.pos++] = (lo & 0x0f) | 0x70 | 0x80;
+  for (let i = 0; i < 4; i++) out.buf[out.pos++] = 0xff;
+  out.buf[out.pos++] = 0x01;
 }
 
 /**

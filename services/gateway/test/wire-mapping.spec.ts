@@ -1,6 +1,7 @@
 import { create, createFileRegistry, type DescMessage, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import {
+  EnumDescriptorProtoSchema,
   FieldDescriptorProto_Label,
   FieldDescriptorProto_Type,
   FileDescriptorProtoSchema,
@@ -159,6 +160,8 @@ describe("the wire mapping of orders' active orders to the app's", () => {
   });
 });
 
+let registry: ReturnType<typeof createFileRegistry>;
+
 /** Two messages, From and To, whose fields are given as [name, number, type, label?, typeName?]. */
 function pair(
   from: [string, number, FieldDescriptorProto_Type, FieldDescriptorProto_Label?, string?][],
@@ -180,6 +183,8 @@ function pair(
     syntax,
     messageType: [
       { name: "From", field: fields(from) },
+      { name: "Enums", field: fields([["e", 1, FieldDescriptorProto_Type.ENUM, undefined, ".t.E1"]]) },
+      { name: "AppEnums", field: fields([["e", 3, FieldDescriptorProto_Type.ENUM, undefined, ".t.E2"]]) },
       { name: "To", field: fields(to) },
       {
         name: "Node",
@@ -197,7 +202,26 @@ function pair(
       },
     ],
   });
-  const registry = createFileRegistry(file, () => undefined);
+  file.enumType.push(
+    create(EnumDescriptorProtoSchema, {
+      name: "E1",
+      value: [
+        { name: "E1_ZERO", number: 0 },
+        { name: "E1_NEG", number: -1 },
+        { name: "E1_ONE", number: 1 },
+        { name: "E1_ONLY_HERE", number: 2 },
+      ],
+    }),
+    create(EnumDescriptorProtoSchema, {
+      name: "E2",
+      value: [
+        { name: "E2_ZERO", number: 0 },
+        { name: "E2_ONE", number: -7 },
+        { name: "E2_NEG", number: -2_000_000_000 },
+      ],
+    }),
+  );
+  registry = createFileRegistry(file, () => undefined);
   return [registry.getMessage("t.From")!, registry.getMessage("t.To")!];
 }
 
@@ -233,6 +257,20 @@ describe("wireMapping", () => {
     expect(wireMapping(...pair([["a", 1, STRING]], [["a", 1, INT32]]))).toBeUndefined();
     expect(wireMapping(...pair([["a", 1, INT32]], [["a", 1, INT64]]))).toBeUndefined();
     expect(wireMapping(...pair([["a", 1, INT32, REPEATED]], [["a", 1, INT32]]))).toBeUndefined();
+  });
+
+  it("maps enums of other types value by value under the same name, negative values included", () => {
+    pair([], []);
+    const from = registry.getMessage("t.Enums")!;
+    const to = registry.getMessage("t.AppEnums")!;
+    const m = wireMapping(from, to)!;
+    const out = (e: number) =>
+      fromBinary(to, m(toBinary(from, create(from, { e } as never)))) as unknown as { e: number };
+    expect(out(1).e).toBe(-7); // ONE
+    expect(out(-1).e).toBe(-2_000_000_000); // NEG, ten bytes on the wire each way
+    expect(out(2).e).toBe(0); // a value the app's enum lacks
+    expect(out(99).e).toBe(0); // a value neither knows
+    expect(m(toBinary(from, create(from, { e: 2 } as never)))).toHaveLength(0); // zero: left off the wire
   });
 
   it("maps recursive messages of other types, and stops at a nesting limit", () => {
