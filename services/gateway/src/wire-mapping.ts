@@ -7,14 +7,17 @@ import { createContextKey } from "@connectrpc/connect";
  *
  * The app's messages copy the internal ones field by field under the same names (mapping.ts), with other
  * field numbers and without the internal-only fields. Decoding an internal reply into objects, building
- * the app's message from them and encoding that again was a quarter of the gateway's CPU on a
- * ListActiveOrders call over gRPC (docs/profiles/active-gateway.txt). A wire mapping makes the same bytes
+ * the app's message from them and encoding that again was a quarter of the gateway's running time on a
+ * ListActiveOrders call over gRPC (its windowed CPU profile; docs/BENCHMARKS.md, "Seventeenth round").
+ * Mapped on the wire, `pnpm bench:ab` at 500 calls/s put the gateway's CPU per call at 730 → 467 µs over
+ * gRPC and 629 → 570 µs over Connect JSON (medians of three rounds). A wire mapping makes the same bytes
  * from the internal reply's bytes: each field the app's message has is copied under its new number (a
  * message of the same type, a string, a number: the bytes as they are), a message of another type is
  * mapped the same way, field by field, an enum of another type value by value under the same name, and
  * everything else (internal-only fields, unknown fields) is left out. That is what the decode, mapping.ts
  * and the encode do, so the result decodes to the same message (services/gateway/test/wire-mapping.spec.ts
- * holds the two ways to the same bytes).
+ * holds the two ways to the same bytes). Strings are copied as bytes, unchecked, where the decode would
+ * have put U+FFFD in place of invalid UTF-8; orders encodes JavaScript strings, which are never invalid.
  *
  * `wireMapping` builds one from the two descriptors, and returns undefined where a field of the app's
  * message has a namesake it cannot take as it is (another kind or scalar type, other presence, oneofs,
