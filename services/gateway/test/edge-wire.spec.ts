@@ -48,22 +48,15 @@ interface GrpcResult {
   message: string | undefined;
 }
 
-/** One raw gRPC call over h2c: exactly the bytes given, nothing added but the usual headers. */
-async function grpc(
+/** One request over h2c: its response headers, trailers and body. */
+async function h2(
   port: number,
-  method: string,
-  body: Buffer,
-  headers: http2.OutgoingHttpHeaders = {},
-): Promise<GrpcResult> {
+  headers: http2.OutgoingHttpHeaders,
+  body: Buffer | string,
+): Promise<{ headers: http2.IncomingHttpHeaders; trailers: http2.IncomingHttpHeaders; data: Buffer }> {
   const client = http2.connect(`http://127.0.0.1:${port}`);
   try {
-    const req = client.request({
-      ":method": "POST",
-      ":path": path(method),
-      "content-type": "application/grpc",
-      te: "trailers",
-      ...headers,
-    });
+    const req = client.request(headers);
     let trailers: http2.IncomingHttpHeaders = {};
     req.on("trailers", (t) => {
       trailers = t;
@@ -76,12 +69,33 @@ async function grpc(
     req.end(body);
     const [resHeaders] = (await response) as [http2.IncomingHttpHeaders];
     await ended;
-    const status = (trailers["grpc-status"] ?? resHeaders["grpc-status"]) as string | undefined;
-    const message = (trailers["grpc-message"] ?? resHeaders["grpc-message"]) as string | undefined;
-    return { headers: resHeaders, trailers, data: Buffer.concat(chunks), status, message };
+    return { headers: resHeaders, trailers, data: Buffer.concat(chunks) };
   } finally {
     client.close();
   }
+}
+
+/** One raw gRPC call over h2c: exactly the bytes given, nothing added but the usual headers. */
+async function grpc(
+  port: number,
+  method: string,
+  body: Buffer,
+  headers: http2.OutgoingHttpHeaders = {},
+): Promise<GrpcResult> {
+  const r = await h2(
+    port,
+    {
+      ":method": "POST",
+      ":path": path(method),
+      "content-type": "application/grpc",
+      te: "trailers",
+      ...headers,
+    },
+    body,
+  );
+  const status = (r.trailers["grpc-status"] ?? r.headers["grpc-status"]) as string | undefined;
+  const message = (r.trailers["grpc-message"] ?? r.headers["grpc-message"]) as string | undefined;
+  return { ...r, status, message };
 }
 
 /** One raw HTTP/1.1 POST. */
@@ -114,20 +128,8 @@ async function connectOverH2(
   body: string,
   headers: Record<string, string>,
 ): Promise<{ status: number; body: Buffer }> {
-  const client = http2.connect(`http://127.0.0.1:${port}`);
-  try {
-    const req = client.request({ ":method": "POST", ":path": path(method), ...headers });
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    const response = once(req, "response");
-    const ended = once(req, "end");
-    req.end(body);
-    const [resHeaders] = (await response) as [http2.IncomingHttpHeaders];
-    await ended;
-    return { status: Number(resHeaders[":status"]), body: Buffer.concat(chunks) };
-  } finally {
-    client.close();
-  }
+  const r = await h2(port, { ":method": "POST", ":path": path(method), ...headers }, body);
+  return { status: Number(r.headers[":status"]), body: r.data };
 }
 
 const restaurants = (pageSize: number) =>
