@@ -25,6 +25,7 @@ import { AppService } from "@dispatch/gen/dispatch/app/v1/app_pb.ts";
 import { frame, MessageReader, MessageTooLargeError, runInCall } from "@dispatch/runtime";
 import { kUser } from "./app-rpc.ts";
 import { type EdgeCalls, header, type ObservedCall, timeoutOf } from "./edge-calls.ts";
+import { wireJson } from "./wire-json.ts";
 import { kWireReplies, WireReply } from "./wire-mapping.ts";
 
 type Method = DescMethodUnary;
@@ -378,10 +379,7 @@ class ConnectReply extends Reply {
   ok(method: Method, message: Message | WireReply): void {
     let body: Uint8Array;
     try {
-      if (message instanceof WireReply)
-        body = this.json
-          ? Buffer.from(toJsonString(method.output, fromBinary(method.output, message.bytes)))
-          : message.bytes;
+      if (message instanceof WireReply) body = this.json ? wireReplyJson(method, message) : message.bytes;
       else
         body = this.json
           ? Buffer.from(toJsonString(method.output, message))
@@ -424,6 +422,17 @@ class ConnectReply extends Reply {
     this.res.writeHead(status);
     this.res.end(payload);
   }
+}
+
+/**
+ * A WireReply as JSON: written from its bytes (wire-json.ts), or where those are not canonical, from the
+ * message they decode to (a decode error is then the call's error, as it was before).
+ */
+function wireReplyJson(method: Method, reply: WireReply): Uint8Array {
+  return (
+    wireJson(method.output)?.(reply.bytes) ??
+    Buffer.from(toJsonString(method.output, fromBinary(method.output, reply.bytes)))
+  );
 }
 
 /** True when an accept-encoding list names gzip (with a non-zero weight). */

@@ -282,7 +282,7 @@ function writeNegative(out: Out, v: number): void {
 
 /**
  * A reply already encoded, as the method's output message: the lean path (edge-unary.ts) sends its bytes
- * as they are in binary, and writes JSON from the message they decode to.
+ * as they are in binary, and writes JSON from them (wire-json.ts).
  */
 export class WireReply {
   constructor(readonly bytes: Uint8Array) {}

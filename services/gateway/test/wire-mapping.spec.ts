@@ -5,7 +5,6 @@ import {
   FieldDescriptorProto_Label,
   FieldDescriptorProto_Type,
   FileDescriptorProtoSchema,
-  timestampFromMs,
 } from "@bufbuild/protobuf/wkt";
 import { ListActiveOrdersResponseSchema as AppListSchema } from "@dispatch/gen/dispatch/app/v1/app_pb.ts";
 import {
@@ -16,6 +15,7 @@ import {
 import { describe, expect, it } from "vitest";
 import * as map from "../src/mapping.ts";
 import { wireMapping } from "../src/wire-mapping.ts";
+import { money, order, reply, seeded } from "./active-orders.ts";
 
 const mapping = wireMapping(ListActiveOrdersResponseSchema, AppListSchema)!;
 
@@ -23,45 +23,6 @@ const mapping = wireMapping(ListActiveOrdersResponseSchema, AppListSchema)!;
 function decoded(bytes: Uint8Array): Uint8Array {
   const internal = fromBinary(ListActiveOrdersResponseSchema, bytes);
   return toBinary(AppListSchema, create(AppListSchema, { orders: internal.orders.map(map.order) }));
-}
-
-function reply(orders: unknown[]): Uint8Array {
-  return toBinary(
-    ListActiveOrdersResponseSchema,
-    create(ListActiveOrdersResponseSchema, { orders } as never),
-  );
-}
-
-const money = (minor: number) => ({
-  currencyCode: "EUR",
-  units: BigInt(Math.trunc(minor / 100)),
-  nanos: (minor % 100) * 10_000_000,
-});
-
-function order(i: number, over: Record<string, unknown> = {}) {
-  return {
-    id: `0193b2a1-7c3e-7000-8000-${String(i).padStart(12, "0")}`,
-    userId: "user-1",
-    restaurantId: "rst-007",
-    restaurantName: "Trattoria Da Marco",
-    status: OrderStatus.PREPARING,
-    items: [1, 2, 3, 4, 5].map((l) => ({
-      menuItemId: `rst-007-item-0${l}`,
-      name: `Dish ${l}`,
-      quantity: 1 + (l % 2),
-      unitPrice: money(500 + 100 * l),
-      lineTotal: money((500 + 100 * l) * (1 + (l % 2))),
-    })),
-    subtotal: money(6400),
-    deliveryFee: money(199),
-    total: money(6599),
-    deliveryAddress: { line1: `Torstrasse ${i}`, city: "Berlin", postalCode: "10119", countryCode: "DE" },
-    note: "ring twice",
-    createTime: timestampFromMs(1_764_000_000_000 + i),
-    updateTime: timestampFromMs(1_764_000_100_000 + i),
-    statusHistory: [{ status: OrderStatus.PLACED, changeTime: timestampFromMs(1_764_000_000_000) }],
-    ...over,
-  };
 }
 
 describe("the wire mapping of orders' active orders to the app's", () => {
@@ -88,7 +49,13 @@ describe("the wire mapping of orders' active orders to the app's", () => {
       ],
       [
         "large and negative amounts",
-        reply([order(1, { total: { currencyCode: "JPY", units: 9_007_199_254_740_993n, nanos: -5 } })]),
+        reply([
+          order(1, {
+            total: money(9_007_199_254_740_993n, "JPY"),
+            subtotal: money(-5),
+            deliveryFee: money(0),
+          }),
+        ]),
       ],
     ];
     for (const [name, bytes] of cases) {
@@ -103,11 +70,7 @@ describe("the wire mapping of orders' active orders to the app's", () => {
   });
 
   it("agrees with the decoded path on random orders", () => {
-    let seed = 7;
-    const rnd = (n: number) => {
-      seed = (seed * 1_103_515_245 + 12_345) & 0x7fffffff;
-      return seed % n;
-    };
+    const rnd = seeded(7);
     const text = () => ["", "a", "Dish", "Ünïcødé", "🍕🍕", "x".repeat(300)][rnd(6)]!;
     for (let round = 0; round < 200; round++) {
       const orders: Partial<Order>[] = [];
