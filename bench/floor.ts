@@ -8,7 +8,7 @@
  */
 import http2 from "node:http2";
 import { h2load } from "./h2load.ts";
-import type { Point } from "./mobile.ts";
+import type { Arrivals, Point } from "./mobile.ts";
 import { startEchoServer } from "./servers/start.ts";
 import { cpuPerCall, cpuSeconds, type Stack } from "./stack.ts";
 
@@ -39,7 +39,7 @@ async function realReply(gatewayUrl: string, token: string, body: Buffer): Promi
 }
 
 export interface Floor {
-  run: (rps: number, durationS: number) => Promise<Point>;
+  run: (rps: number, durationS: number, arrivals?: Arrivals) => Promise<Point>;
   stop: () => Promise<void>;
 }
 
@@ -61,7 +61,7 @@ export async function startFloor(
   });
   const pids = { edge: edge.child.pid!, backend: backend.child.pid! };
   return {
-    async run(rps, durationS) {
+    async run(rps, durationS, arrivals = "even") {
       const clients = 10;
       const before = cpuSeconds({ pids });
       const result = await h2load({
@@ -72,6 +72,7 @@ export async function startFloor(
         rps: rps / clients,
         durationS,
         warmupS: 2,
+        arrivals,
       });
       const after = cpuSeconds({ pids });
       const { redis: _, ...cpu } = cpuPerCall(before, after, result.requests);
@@ -80,6 +81,7 @@ export async function startFloor(
         targetRps: rps,
         achievedRps: Math.round(result.reqPerSec),
         requests: result.requests,
+        arrivals,
         errors: result.requests - result.succeeded,
         cpuUsPerCall: cpu,
         p50Ms: result.p50Ms,

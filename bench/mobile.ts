@@ -52,7 +52,11 @@ export interface Point {
   p50Ms: number;
   p90Ms: number;
   p99Ms: number;
+  /** How h2load's calls left (bench/h2load.ts): evenly spaced, or in bursts of its clients; unset: the driver's, even. */
+  arrivals?: Arrivals;
 }
+
+export type Arrivals = "even" | "bursts";
 
 export interface MobileReport {
   seed: { users: number; orders: number; items: number; activeOrders: number; seedS: number };
@@ -61,6 +65,8 @@ export interface MobileReport {
   planCache: { generic: number; custom: number } | string;
   indexesUsed: string[];
   activeFixed: Point[];
+  /** The fixed runs again, the calls in h2load's bursts (the shape of the reports before 2026-12-06, 11:00). */
+  activeBursts: Point[];
   activeSteps: Point[];
   activeBest: Record<string, number>;
   placeFixed: Point;
@@ -68,6 +74,7 @@ export interface MobileReport {
   placeBest: number;
   /** bench/floor.ts: the active-orders path with nothing but the unavoidable work, gRPC. */
   floorFixed: Point;
+  floorBursts: Point;
   /** The floor at place order's rate (200 rps): place order's path holds this one and more. */
   floorAt200: Point;
   floorSteps: Point[];
@@ -328,6 +335,7 @@ export async function activeRun(
   protocol: "connect" | "grpc",
   rps: number,
   durationS: number,
+  arrivals: Arrivals = "even",
 ): Promise<Point & { checked: number }> {
   const { token } = await signIn(stack.gatewayUrl, email);
   const url = `${stack.gatewayUrl}/dispatch.app.v1.AppService/ListActiveOrders`;
@@ -351,7 +359,7 @@ export async function activeRun(
   const cpuBefore = cpuSeconds(stack);
   const startedAt = Date.now();
   const stopSampling = sampler(stack.gatewayUrl, token, protocol === "connect" ? "grpc" : "connect");
-  const result = await h2load({ url, clients, rps: rps / clients, durationS, warmupS: 2, ...opts });
+  const result = await h2load({ url, clients, rps: rps / clients, durationS, warmupS: 2, arrivals, ...opts });
   const checked = await stopSampling();
   const after = await handled(stack, "ListActiveOrders");
   const failed = notOk(before, after);
@@ -364,6 +372,7 @@ export async function activeRun(
     targetRps: rps,
     achievedRps: Math.round(result.reqPerSec),
     requests: result.requests,
+    arrivals,
     errors,
     errorCodes: [failed.codes, ...(errors > 0 ? errorLines(stack, startedAt) : [])]
       .filter(Boolean)
@@ -477,6 +486,7 @@ export async function mobile(): Promise<MobileReport> {
     }, 250);
     let samplesChecked = 0;
     const activeFixed: Point[] = [];
+    const activeBursts: Point[] = [];
     const activeSteps: Point[] = [];
     const activeBest: Record<string, number> = {};
     const steps = [500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 5000, 6000];
@@ -485,6 +495,10 @@ export async function mobile(): Promise<MobileReport> {
       const fixed = await activeRun(stack, email, protocol, 500, fixedS);
       samplesChecked += fixed.checked;
       activeFixed.push(fixed);
+      console.error(`active orders, ${protocol}: ${fixedS} s at 500 rps, the calls in h2load's bursts`);
+      const bursts = await activeRun(stack, email, protocol, 500, fixedS, "bursts");
+      samplesChecked += bursts.checked;
+      activeBursts.push(bursts);
       const search = await stepSearch(
         async (rps) => {
           const p = await activeRun(stack, email, protocol, rps, stepS);
@@ -517,10 +531,12 @@ export async function mobile(): Promise<MobileReport> {
       ),
     });
     let floorFixed: Point;
+    let floorBursts: Point;
     let floorAt200: Point;
     let floorSearch: { points: Point[]; best: number };
     try {
       floorFixed = await floor.run(500, fixedS);
+      floorBursts = await floor.run(500, fixedS, "bursts");
       floorAt200 = await floor.run(200, fixedS);
       floorSearch = await stepSearch((rps) => floor.run(rps, stepS), steps, 50);
     } finally {
@@ -543,12 +559,14 @@ export async function mobile(): Promise<MobileReport> {
       planCache: cached,
       indexesUsed: indexes,
       activeFixed,
+      activeBursts,
       activeSteps,
       activeBest,
       placeFixed,
       placeSteps: place.points,
       placeBest: place.best,
       floorFixed,
+      floorBursts,
       floorAt200,
       floorSteps: floorSearch.points,
       floorBest: floorSearch.best,

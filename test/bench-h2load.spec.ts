@@ -1,0 +1,90 @@
+import { execFileSync } from "node:child_process";
+import http2 from "node:http2";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { h2load } from "../bench/h2load.ts";
+
+const hasH2load = (() => {
+  try {
+    execFileSync("h2load", ["--version"]);
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+/**
+ * When each call reached the server (µs on the monotonic clock), and how the calls came: the gaps between
+ * them, and bursts (calls less than 1 ms apart; evenly spaced, they are 4 ms apart here).
+ */
+let arrivals: number[] = [];
+function shape() {
+  const t = [...arrivals].sort((a, b) => a - b);
+  const gaps = t.slice(1).map((v, i) => v - t[i]!);
+  const bursts: number[] = [1];
+  for (const g of gaps) {
+    if (g < 1000) bursts[bursts.length - 1]!++;
+    else bursts.push(1);
+  }
+  return {
+    medianGapUs: [...gaps].sort((a, b) => a - b)[Math.floor(gaps.length / 2)]!,
+    meanBurst: bursts.reduce((a, b) => a + b, 0) / bursts.length,
+  };
+}
+
+let server: http2.Http2Server;
+let url: string;
+beforeAll(async () => {
+  server = http2.createServer();
+  server.on("stream", (stream) => {
+    arrivals.push(Number(process.hrtime.bigint() / 1000n));
+    stream.on("data", () => {});
+    stream.on("end", () => {
+      stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
+      stream.once("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+      stream.end(Buffer.from([0, 0, 0, 0, 0]));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  url = `http://127.0.0.1:${(server.address() as { port: number }).port}/t.S/M`;
+});
+afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+// 10 clients at 25 calls a second each: 250 calls a second, one every 4 ms when evenly spaced.
+const load = {
+  body: Buffer.from([0, 0, 0, 0, 0]),
+  clients: 10,
+  streams: 10,
+  rps: 25,
+  durationS: 2,
+  warmupS: 1,
+};
+
+describe.skipIf(!hasH2load)("bench/h2load.ts: how a fixed rate's calls leave", () => {
+  it("in bursts, one call from every client at once, when the clients connect together", async () => {
+    arrivals = [];
+    const r = await h2load({ url, ...load, arrivals: "bursts" });
+    expect(r.succeeded).toBe(r.requests);
+    // Measured here: 6.8 calls a burst (a burst's 10 calls reach the server ~120 µs apart, some split
+    // by the server's own work), the median gap 123 µs.
+    const s = shape();
+    expect(s.meanBurst).toBeGreaterThan(3);
+    expect(s.medianGapUs).toBeLessThan(1000);
+  });
+
+  it("evenly spaced when the clients connect 1/rate apart, the warm-up left out of the figures", async () => {
+    arrivals = [];
+    const r = await h2load({ url, ...load, arrivals: "even" });
+    // Measured here: 1.01 calls a burst (at most 2), the median gap 3,940 µs.
+    const s = shape();
+    expect(s.meanBurst).toBeLessThan(1.5);
+    expect(s.medianGapUs).toBeGreaterThan(2500);
+    expect(s.medianGapUs).toBeLessThan(5500);
+    // 3 s of calls reached the server; the first second's are the warm-up, not counted.
+    expect(arrivals.length).toBe(750);
+    expect(r.requests).toBeGreaterThanOrEqual(490);
+    expect(r.requests).toBeLessThanOrEqual(510);
+    expect(r.succeeded).toBe(r.requests);
+    expect(r.reqPerSec).toBeGreaterThan(225);
+    expect(r.reqPerSec).toBeLessThan(275);
+  });
+});
