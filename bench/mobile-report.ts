@@ -63,7 +63,7 @@ h2load \`--rps\` (a fixed rate per connection; gRPC: 10 connections × up to 10 
 at a time per connection, 20–200 connections): ${fixedS} s at 500 rps after 2 s of warm-up, then ${stepS} s a step.
 The calls leave **evenly spaced** at the total rate: h2load connects one client every 1/rate s
 (\`-r 1 --rate-period\`, in whole milliseconds), so each client's timer runs out of step with the others'.
-Connected all at once, as in the reports before 2026-12-06 11:00, the clients' timers run in step and the
+Connected all at once, as in the reports up to the seventeenth round, the clients' timers run in step and the
 calls leave **in bursts**, one call from every client within ~100 µs, then nothing for 1/(rate per client)
 s: 10 (gRPC) or 20 (HTTP/1.1) calls at once every 20 or 40 ms at 500 rps. The fixed runs are made both
 ways; the bar is held against the even one, the step searches are even (\`bench/h2load.ts\`).

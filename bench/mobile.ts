@@ -65,7 +65,7 @@ export interface MobileReport {
   planCache: { generic: number; custom: number } | string;
   indexesUsed: string[];
   activeFixed: Point[];
-  /** The fixed runs again, the calls in h2load's bursts (the shape of the reports before 2026-12-06, 11:00). */
+  /** The fixed runs again, the calls in h2load's bursts (the shape of the reports up to the seventeenth round). */
   activeBursts: Point[];
   activeSteps: Point[];
   activeBest: Record<string, number>;

@@ -405,6 +405,10 @@ class UnaryCall {
     this.settled = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.signal?.removeEventListener("abort", this);
+    // The handlers ignore a stream without its call. Node keeps a finished stream object alive past
+    // V8's next young-generation collection; without this, the call (its request, reply, headers and
+    // promise) went to the old generation with it.
+    if (this.stream !== undefined) this.stream[kCall] = undefined;
   }
 
   private metadata(): Headers | undefined {

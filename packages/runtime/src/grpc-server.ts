@@ -70,6 +70,10 @@ function onCallClose(this: CallStream): void {
   const call = this[kCall]!;
   call.onClose();
   call.server.forget(call);
+  // Node keeps a closed stream object alive past V8's next young-generation collection: detached, the
+  // call (its request, handler context, headers and log fields) no longer goes to the old generation
+  // with it.
+  this[kCall] = undefined;
 }
 function onCallWantTrailers(this: CallStream): void {
   this[kCall]!.sendTrailers();

@@ -68,14 +68,14 @@ export class EdgeUnary {
     const timeoutMs = timeoutOf(headers);
     if (Number.isNaN(timeoutMs)) return false;
 
-    stream.on("error", () => {});
+    stream.on("error", ignore);
     const ip = stream.session?.socket?.remoteAddress ?? "";
     const call = this.calls.begin(route.method, headers, ip, "grpc", timeoutMs);
     const reply = new GrpcReply(stream, call, acceptsGzip(headers["grpc-accept-encoding"]));
     const reader = new MessageReader(this.maxBodyBytes);
     let request: Uint8Array | undefined;
     let count = 0;
-    stream.on("data", (chunk: Buffer) => {
+    const onData = (chunk: Buffer) => {
       if (call.done) return;
       try {
         for (const m of reader.push(chunk)) {
@@ -89,16 +89,25 @@ export class EdgeUnary {
             : new ConnectError("could not read the request", Code.Internal),
         );
       }
-    });
-    stream.once("end", () => {
+    };
+    stream.on("data", onData);
+    const onEnd = () => {
       if (call.done) return;
       if (count !== 1 || reader.pending) {
         reply.error(new ConnectError("expected exactly one request message", Code.InvalidArgument));
       } else if (!request) {
         reply.error(new ConnectError("compressed message without grpc-encoding", Code.Internal));
       } else void this.run(route, request, false, call, headers, ip, "grpc", reply);
+    };
+    stream.once("end", onEnd);
+    stream.once("close", () => {
+      // Node keeps a closed stream object alive past V8's next young-generation collection; its
+      // listeners would take this call's objects (the reply, the request, the headers) to the old
+      // generation with it.
+      stream.off("data", onData);
+      stream.off("end", onEnd);
+      reply.closed();
     });
-    stream.once("close", () => reply.closed());
     return true;
   }
 
@@ -434,6 +443,9 @@ function wireReplyJson(method: Method, reply: WireReply): Uint8Array {
     Buffer.from(toJsonString(method.output, fromBinary(method.output, reply.bytes)))
   );
 }
+
+/** A stream's error listener: errors end the call through its close; one shared function, holding nothing. */
+function ignore(): void {}
 
 /** True when an accept-encoding list names gzip (with a non-zero weight). */
 function acceptsGzip(value: string | string[] | undefined): boolean {
