@@ -2,6 +2,15 @@ import { isUtf8 } from "node:buffer";
 import { type DescField, type DescMessage, ScalarType } from "@bufbuild/protobuf";
 import { base64Encode } from "@bufbuild/protobuf/wire";
 import { FeatureSet_FieldPresence } from "@bufbuild/protobuf/wkt";
+import {
+  FIXED32,
+  FIXED64,
+  LENGTH_DELIMITED,
+  readField,
+  VARINT,
+  WireFormatError,
+  wireField,
+} from "./wire-fields.ts";
 
 /**
  * A reply's bytes → its Connect JSON, on the wire.
@@ -205,17 +214,12 @@ function run(plan: Plan, bytes: Uint8Array): Buffer | undefined {
     message(plan, bytes, 0, bytes.length, 0);
     return Buffer.from(buf.subarray(0, pos));
   } catch (err) {
-    if (err === NOT_TAKEN) return undefined;
+    if (err === NOT_TAKEN || err instanceof WireFormatError) return undefined;
     throw err;
   } finally {
     if (buf.length > MAX_SCRATCH) buf = new Uint8Array(16 * 1024);
   }
 }
-
-const VARINT = 0;
-const FIXED64 = 1;
-const LENGTH_DELIMITED = 2;
-const FIXED32 = 5;
 
 /** The wire type each kind comes in. */
 const WIRE_TYPE: number[] = [];
@@ -242,6 +246,9 @@ const COMMA = 0x2c;
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 
+/** The field being read: one object for every level of the walk, whose values are copied out at once. */
+const f = wireField();
+
 function message(plan: Plan, src: Uint8Array, start: number, end: number, depth: number): void {
   if (depth > MAX_DEPTH) throw NOT_TAKEN;
   put(OPEN_BRACE);
@@ -250,49 +257,9 @@ function message(plan: Plan, src: Uint8Array, start: number, end: number, depth:
   let written = false; // a field is written: the next needs a comma
   let p = start;
   while (p < end) {
-    let tag = src[p++]!;
-    if (tag & 0x80) {
-      tag &= 0x7f;
-      for (let shift = 7; ; shift += 7) {
-        if (p >= end || shift > 28) throw NOT_TAKEN;
-        const b = src[p++]!;
-        tag |= (b & 0x7f) << shift;
-        if (!(b & 0x80)) break;
-      }
-      tag >>>= 0;
-    }
-    const no = tag >>> 3;
-    const wt = tag & 7;
-    if (no === 0) throw NOT_TAKEN;
-    const valueStart = p;
-    switch (wt) {
-      case VARINT:
-        for (let n = 0; ; n++) {
-          if (p >= end || n === 10) throw NOT_TAKEN;
-          if (!(src[p++]! & 0x80)) break;
-        }
-        break;
-      case FIXED64:
-        p += 8;
-        break;
-      case LENGTH_DELIMITED: {
-        let len = 0;
-        for (let shift = 0; ; shift += 7) {
-          if (p >= end || shift > 28) throw NOT_TAKEN;
-          const b = src[p++]!;
-          len += (b & 0x7f) * 2 ** shift;
-          if (!(b & 0x80)) break;
-        }
-        p += len;
-        break;
-      }
-      case FIXED32:
-        p += 4;
-        break;
-      default:
-        throw NOT_TAKEN;
-    }
-    if (p > end) throw NOT_TAKEN;
+    readField(src, p, end, f);
+    const { no, wt, valueStart, bodyStart } = f;
+    p = f.end;
     const field = no < SMALL_FIELDS ? plan.small[no] : plan.large.get(no);
     if (field === undefined) continue; // unknown fields are not in JSON
     if (WIRE_TYPE[field.kind] !== wt) throw NOT_TAKEN;
@@ -300,7 +267,6 @@ function message(plan: Plan, src: Uint8Array, start: number, end: number, depth:
       readVarint(src, valueStart);
       if (!field.names!.has(lo | 0)) continue;
     }
-    const bodyStart = wt === LENGTH_DELIMITED ? lengthEnd(src, valueStart) : valueStart;
     if (field.index === last) {
       // Another element of the open list; a singular field twice is not taken (last one wins, or merges).
       if (!open) throw NOT_TAKEN;
@@ -326,12 +292,6 @@ function message(plan: Plan, src: Uint8Array, start: number, end: number, depth:
   }
   if (open) put(CLOSE_BRACKET);
   put(CLOSE_BRACE);
-}
-
-/** Where a length-delimited value's body starts, past its length. */
-function lengthEnd(src: Uint8Array, at: number): number {
-  while (src[at++]! & 0x80);
-  return at;
 }
 
 function isZero(field: Field, src: Uint8Array, start: number, end: number): boolean {

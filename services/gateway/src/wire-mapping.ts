@@ -1,6 +1,7 @@
 import type { DescField, DescMessage } from "@bufbuild/protobuf";
 import { FeatureSet_FieldPresence } from "@bufbuild/protobuf/wkt";
 import { createContextKey } from "@connectrpc/connect";
+import { LENGTH_DELIMITED, readField, VARINT, wireField } from "./wire-fields.ts";
 
 /**
  * Internal replies → the app's, on the wire.
@@ -136,57 +137,16 @@ interface Out {
 let scratch: Uint8Array<ArrayBuffer> = new Uint8Array(16 * 1024);
 const MAX_SCRATCH = 1024 * 1024;
 
+/** The field being read: one object for every level of the walk, whose values are copied out at once. */
+const f = wireField();
+
 function write(plan: Plan, src: Uint8Array, start: number, end: number, out: Out, depth: number): void {
   if (depth > MAX_DEPTH) throw new Error(`messages nested deeper than ${MAX_DEPTH}`);
   let p = start;
   while (p < end) {
-    // The tag: field number and wire type (a varint of at most 5 bytes).
-    let tag = src[p++]!;
-    if (tag & 0x80) {
-      tag &= 0x7f;
-      for (let shift = 7; ; shift += 7) {
-        if (p >= end || shift > 28) throw new Error("invalid tag");
-        const b = src[p++]!;
-        tag |= (b & 0x7f) << shift;
-        if (!(b & 0x80)) break;
-      }
-      tag >>>= 0;
-    }
-    const no = tag >>> 3;
-    const wt = tag & 7;
-    if (no === 0) throw new Error("invalid field number 0");
-    const valueStart = p;
-    let bodyStart = p;
-    switch (wt) {
-      case VARINT:
-        for (let n = 0; ; n++) {
-          if (p >= end || n === 10) throw new Error(`field ${no}: invalid varint`);
-          if (!(src[p++]! & 0x80)) break;
-        }
-        break;
-      case FIXED64:
-        p += 8;
-        break;
-      case LENGTH_DELIMITED: {
-        let len = 0;
-        for (let shift = 0; ; shift += 7) {
-          if (p >= end || shift > 28) throw new Error(`field ${no}: invalid length`);
-          const b = src[p++]!;
-          len += (b & 0x7f) * 2 ** shift;
-          if (!(b & 0x80)) break;
-        }
-        bodyStart = p;
-        p += len;
-        break;
-      }
-      case FIXED32:
-        p += 4;
-        break;
-      default:
-        // Groups (proto2's) are in no contract here; refusing them keeps the walk flat.
-        throw new Error(`field ${no}: wire type ${wt}`);
-    }
-    if (p > end) throw new Error(`field ${no}: premature end of data`);
+    readField(src, p, end, f);
+    const { no, wt, valueStart, bodyStart } = f;
+    p = f.end;
     const step = no < SMALL_FIELDS ? plan.small[no] : plan.large.get(no);
     if (step === undefined) continue;
     if (step.kind === "copy") {
@@ -232,11 +192,6 @@ function write(plan: Plan, src: Uint8Array, start: number, end: number, out: Out
     }
   }
 }
-
-const VARINT = 0;
-const FIXED64 = 1;
-const LENGTH_DELIMITED = 2;
-const FIXED32 = 5;
 
 function ensure(out: Out, more: number): void {
   if (out.pos + more <= out.buf.length) return;
