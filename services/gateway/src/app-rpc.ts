@@ -69,7 +69,7 @@ async function ownOrder(d: Downstream, ctx: HandlerContext, orderId: string): Pr
 /**
  * Orders' list of active orders reaches the app as it is, field for field (mapping.ts's `order`): on the
  * lean path it is mapped on the wire instead of decoded, mapped and encoded again (wire-mapping.ts; a
- * JSON reply is then written from the app's message those bytes decode to). Undefined if the two
+ * JSON reply is then written from those bytes, wire-json.ts). Undefined if the two
  * contracts ever part ways; the decoded path then serves.
  */
 const activeOrdersOnTheWire = wireMapping(ListActiveOrdersResponseSchema, AppListActiveOrdersResponseSchema);

@@ -462,22 +462,17 @@ function timestamp(src: Uint8Array, start: number, end: number): void {
   let nanos = 0;
   let p = start;
   while (p < end) {
-    const tag = src[p++]!;
-    if (tag & 0x80) throw NOT_TAKEN; // field numbers above 15: not a Timestamp's
-    const wt = tag & 7;
-    const at = p;
-    if (wt === VARINT) {
-      for (let n = 0; ; n++) {
-        if (p >= end || n === 10) throw NOT_TAKEN;
-        if (!(src[p++]! & 0x80)) break;
-      }
-    } else throw NOT_TAKEN;
-    readVarint(src, at);
-    if (tag >>> 3 === 1) {
+    readField(src, p, end, f);
+    p = f.end;
+    // Other fields are unknown to a Timestamp, and left out as the decode leaves them.
+    if (f.no !== 1 && f.no !== 2) continue;
+    if (f.wt !== VARINT) throw NOT_TAKEN;
+    readVarint(src, f.valueStart);
+    if (f.no === 1) {
       // int64 seconds: JSON's range lies well inside a double's exact integers.
       if (hi >= 0x200000 && hi < 0xffe00000) throw NOT_TAKEN;
       seconds = hi < 0x200000 ? hi * 0x100000000 + lo : -((~hi >>> 0) * 0x100000000 + (~lo >>> 0) + 1);
-    } else if (tag >>> 3 === 2) nanos = lo | 0;
+    } else nanos = lo | 0;
   }
   const ms = seconds * 1000;
   if (ms < TIMESTAMP_MS_MIN || ms > TIMESTAMP_MS_MAX || nanos < 0 || nanos > 999_999_999) throw NOT_TAKEN;
