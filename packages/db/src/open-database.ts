@@ -99,6 +99,10 @@ export async function openDatabase<TSchema extends Record<string, unknown>>(
       await end(1);
       throw err;
     }
+    // Opened now, not at the first cancellation: a new backend takes tens of ms to start (over 100 ms
+    // just after migrations, on this machine), and the first callers to give up would wait for it.
+    // Not awaited, so start-up does not; if the database is away, the first cancel opens it again.
+    cancels`select 1`.catch(() => {});
     return {
       db: db as unknown as PgDatabase<PgQueryResultHKT, TSchema>,
       kind: "postgres",

@@ -181,7 +181,7 @@ describe.runIf(adminUrl)("openDatabase on PostgreSQL", () => {
     }
   });
 
-  it("stops ten statements at one deadline with one pg_cancel_backend over the pool's own cancel connection", async () => {
+  it("stops ten statements at one deadline with one pg_cancel_backend over the pool's own cancel connection, open from the start", async () => {
     const call = new AsyncLocalStorage<AbortSignal>();
     const database = await openDatabase({
       service: "cancelbatch",
@@ -194,6 +194,15 @@ describe.runIf(adminUrl)("openDatabase on PostgreSQL", () => {
     const locker = postgres(url, { max: 1, onnotice: () => {} });
     const watcher = postgres(url, { max: 1, onnotice: () => {} });
     try {
+      // The cancel connection is opened with the database, before anything is cancelled.
+      const cancelConnections = async () =>
+        (
+          await watcher`select count(*)::int as n from pg_stat_activity
+            where application_name = 'cancelbatch cancels'`
+        )[0]!.n as number;
+      for (let i = 0; i < 100 && (await cancelConnections()) < 1; i++)
+        await new Promise((r) => setTimeout(r, 10));
+      expect(await cancelConnections()).toBe(1);
       const lock = await lockNotes(locker);
       const ac = new AbortController();
       const waiting = Array.from({ length: 10 }, () =>
