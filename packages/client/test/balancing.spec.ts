@@ -166,7 +166,9 @@ describe("DNS re-resolution", () => {
 
 describe("balancing policies", () => {
   it("power of two choices sends fewer calls to the slower replica; round-robin splits evenly", async () => {
-    const slow = await replica("slow", { delayMs: 40 });
+    // 100 ms against a fast replica's few ms: p2c's share for the slow one stays far under a third even
+    // when a busy machine (CI runs test files side by side) slows the fast one to ~15 ms per call.
+    const slow = await replica("slow", { delayMs: 100 });
     const fast = await replica("fast");
     const target = `127.0.0.1:${slow.port},127.0.0.1:${fast.port}`;
     const drive = async (c: ReturnType<typeof createClient<typeof EchoService>>, tag: string) => {
