@@ -39,6 +39,7 @@ export async function startGateway(
     userPerMinute: config.RATE_LIMIT_USER_PER_MINUTE,
     redisUrl: config.REDIS_URL,
     prefix: config.RATE_LIMIT_PREFIX,
+    logger,
   });
   await limits.ready();
   const edge = await startEdgeServer({

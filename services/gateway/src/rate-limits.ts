@@ -24,6 +24,8 @@ export class RateLimits {
     userPerMinute: number;
     redisUrl?: string | undefined;
     prefix?: string;
+    /** Told once when Redis goes away (the limits are then counted in this process) and once when it is back. */
+    logger?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
   }) {
     this.redis = opts.redisUrl
       ? // Auto-pipelining: the commands of concurrent calls (and a call's address and user limits)
@@ -34,6 +36,25 @@ export class RateLimits {
           enableAutoPipelining: true,
         })
       : undefined;
+    if (this.redis) {
+      // While Redis is away each command fails at once (no offline queue) and the in-memory insurance
+      // limiter counts instead; ioredis reconnects in the background. One line per outage, not one per
+      // reconnect attempt (without a listener ioredis prints every failed attempt).
+      let away = false;
+      this.redis.on("error", (err: Error) => {
+        if (away) return;
+        away = true;
+        opts.logger?.warn(
+          { err: err.message },
+          "rate limits: Redis unreachable; counting in this process until it is back",
+        );
+      });
+      this.redis.on("ready", () => {
+        if (!away) return;
+        away = false;
+        opts.logger?.info({}, "rate limits: Redis is back; counting there again");
+      });
+    }
     const make = (prefix: string, points: number, duration: number): RateLimiterAbstract =>
       this.redis
         ? new RateLimiterRedis({
@@ -77,7 +98,12 @@ export class RateLimits {
   }
 
   async close(): Promise<void> {
-    await this.redis?.quit().catch(() => undefined);
+    const redis = this.redis;
+    if (!redis) return;
+    // quit() waits for the replies still due; a client still trying to connect is just stopped (quit()
+    // would be refused, and its reconnect timer would go on).
+    if (redis.status === "ready") await redis.quit().catch(() => undefined);
+    else redis.disconnect();
   }
 }
 
