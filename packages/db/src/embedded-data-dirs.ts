@@ -10,6 +10,7 @@
 import { cpSync, existsSync, mkdirSync, readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { PGlite } from "@electric-sql/pglite";
+import { pgliteOptions } from "./pglite-options.ts";
 
 /** The directories of `dirs` this call initialized. */
 export async function initEmptyDataDirs(dirs: readonly string[]): Promise<string[]> {
@@ -17,7 +18,7 @@ export async function initEmptyDataDirs(dirs: readonly string[]): Promise<string
   const [first, ...rest] = empty;
   if (first === undefined) return [];
   mkdirSync(first, { recursive: true });
-  const pg = new PGlite(first);
+  const pg = new PGlite(first, pgliteOptions(PGlite.defaultStartParams));
   await pg.waitReady;
   await pg.close();
   for (const dir of rest) cpSync(first, dir, { recursive: true });

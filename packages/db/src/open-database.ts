@@ -7,6 +7,7 @@ import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
 import { Canceller, cancellable, DatabaseGate, StatementSlots } from "./cancellation.ts";
+import { pgliteOptions } from "./pglite-options.ts";
 
 const poolSize = gauge("dispatch_db_pool_size", "PostgreSQL connections the pool may open (its max).");
 
@@ -128,7 +129,8 @@ export async function openDatabase<TSchema extends Record<string, unknown>>(
   });
   const inMemory = !opts.dataDir || opts.dataDir === "memory://";
   if (!inMemory) mkdirSync(opts.dataDir!, { recursive: true });
-  const client = inMemory ? new PGlite() : new PGlite(opts.dataDir);
+  const options = pgliteOptions(PGlite.defaultStartParams);
+  const client = inMemory ? new PGlite(options) : new PGlite(opts.dataDir, options);
   const db = drizzlePglite(client, { schema: opts.schema, ...(logger ? { logger } : {}) });
   try {
     await migratePglite(db, { migrationsFolder: opts.migrationsFolder });

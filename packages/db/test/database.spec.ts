@@ -5,7 +5,7 @@ import { eq, sql } from "drizzle-orm";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Canceller, cancellable, DatabaseGate } from "../src/cancellation.ts";
-import { isDatabaseUnavailable, isQueryCancelled, openDatabase } from "../src/index.ts";
+import { isDatabaseUnavailable, isQueryCancelled, openDatabase, rowsOf } from "../src/index.ts";
 import { notes, schema } from "./fixtures/schema.ts";
 
 const migrationsFolder = fileURLToPath(new URL("./fixtures/migrations", import.meta.url));
@@ -51,6 +51,15 @@ describe("openDatabase on embedded PGlite", () => {
     try {
       expect(database.kind).toBe("pglite");
       await database.ping();
+      // 16 MB of shared buffers instead of PostgreSQL's 128 (pglite-options.ts), with the rest of
+      // postgresql.conf as initdb wrote it.
+      const settings = rowsOf<Record<string, string>>(
+        await database.db.execute(
+          sql`select current_setting('shared_buffers') as buffers, current_setting('TimeZone') as zone,
+            current_setting('default_text_search_config') as search`,
+        ),
+      );
+      expect(settings).toEqual([{ buffers: "16MB", zone: "UTC", search: "pg_catalog.english" }]);
       await database.db.insert(notes).values({ id: 1, body: "kept" });
       await expect(
         database.db.transaction(async (tx) => {
