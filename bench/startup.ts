@@ -6,7 +6,6 @@
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -14,6 +13,7 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.ts";
 import { NODE_FLAGS } from "../packages/build/src/node-flags.ts";
+import { freePort } from "../packages/testing/src/service-process.ts";
 import { waitForPorts } from "../scripts/start-ports.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -24,14 +24,12 @@ const services = JSON.parse(readFileSync(`${root}/deploy/services.json`, "utf8")
   internalPort?: number;
 }[];
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
+/**
+ * Ports for the services: the tests' free port, below Linux's ephemeral range and never handed out twice.
+ * A port from `listen(0)` lies in that range, and an outgoing connection (PostgreSQL, a client) can take
+ * it before the service binds it: a full `pnpm bench` lost its stack to that (payments: EADDRINUSE).
+ */
+export { freePort };
 
 export async function serving(port: number, timeoutMs: number): Promise<void> {
   const health = createClient(Health, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }));
