@@ -1,22 +1,20 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Redis } from "ioredis";
-import {
-  BurstyRateLimiter,
-  type RateLimiterAbstract,
-  RateLimiterMemory,
-  RateLimiterRedis,
-  RateLimiterRes,
-} from "rate-limiter-flexible";
+import { type RateLimiterAbstract, RateLimiterMemory, RateLimiterRedis } from "rate-limiter-flexible";
+import { LeasedLimiter } from "./leased-limiter.ts";
 
 /**
- * Per-IP and per-user limits: a steady rate per minute plus a burst allowance (rate-limiter-flexible's
- * BurstyRateLimiter, a token-bucket approximation). In memory by default; in Redis when REDIS_URL is
- * set, so every gateway replica shares the counts. Checked before any downstream call, so a client
+ * Per-IP and per-user limits: a steady rate per minute plus a burst allowance (as rate-limiter-flexible's
+ * BurstyRateLimiter: the burst's points are taken only when the steady ones are spent). In memory by
+ * default; in Redis when REDIS_URL is set, so every gateway replica shares the counts, a busy key's
+ * points taken a lease at a time (LeasedLimiter: never more than the limit across replicas, up to a
+ * hundredth of it left unused per replica and window). Checked before any downstream call, so a client
  * retrying in a loop is refused at the edge and never reaches a database.
  */
 export class RateLimits {
-  private readonly ip: BurstyRateLimiter;
-  private readonly user: BurstyRateLimiter;
+  private readonly ip: Bursty;
+  private readonly user: Bursty;
+  private readonly limiters: LeasedLimiter[] = [];
   private readonly redis: Redis | undefined;
 
   constructor(opts: {
@@ -55,8 +53,8 @@ export class RateLimits {
         opts.logger?.info({}, "rate limits: Redis is back; counting there again");
       });
     }
-    const make = (prefix: string, points: number, duration: number): RateLimiterAbstract =>
-      this.redis
+    const make = (prefix: string, points: number, duration: number): LeasedLimiter => {
+      const store: RateLimiterAbstract = this.redis
         ? new RateLimiterRedis({
             storeClient: this.redis,
             keyPrefix: `${opts.prefix ?? "dispatch-rl"}-${prefix}`,
@@ -65,15 +63,20 @@ export class RateLimits {
             insuranceLimiter: new RateLimiterMemory({ points, duration }),
           })
         : new RateLimiterMemory({ keyPrefix: prefix, points, duration });
+      // In memory a point costs no round trip: no leases, every call counted exactly.
+      const limiter = new LeasedLimiter(store, this.redis ? {} : { maxLease: 1 });
+      this.limiters.push(limiter);
+      return limiter;
+    };
     // Steady: N per minute. Burst: a fifth of that on top, refilled every 10 s.
-    this.ip = new BurstyRateLimiter(
-      make("ip", opts.ipPerMinute, 60),
-      make("ip-burst", Math.ceil(opts.ipPerMinute / 5), 10),
-    );
-    this.user = new BurstyRateLimiter(
-      make("user", opts.userPerMinute, 60),
-      make("user-burst", Math.ceil(opts.userPerMinute / 5), 10),
-    );
+    this.ip = {
+      steady: make("ip", opts.ipPerMinute, 60),
+      burst: make("ip-burst", Math.ceil(opts.ipPerMinute / 5), 10),
+    };
+    this.user = {
+      steady: make("user", opts.userPerMinute, 60),
+      burst: make("user-burst", Math.ceil(opts.userPerMinute / 5), 10),
+    };
   }
 
   /** Waits (up to `ms`) for Redis, so the first requests count in the shared store, not the local fallback. */
@@ -98,6 +101,7 @@ export class RateLimits {
   }
 
   async close(): Promise<void> {
+    for (const limiter of this.limiters) limiter.close();
     const redis = this.redis;
     if (!redis) return;
     // quit() waits for the replies still due; a client still trying to connect is just stopped (quit()
@@ -107,19 +111,24 @@ export class RateLimits {
   }
 }
 
-async function consume(limiter: BurstyRateLimiter, key: string, what: string): Promise<void> {
-  try {
-    await limiter.consume(key);
-  } catch (err) {
-    if (!(err instanceof RateLimiterRes)) throw err;
-    const retryAfter = Math.max(1, Math.ceil(err.msBeforeNext / 1000));
-    // Connect maps RESOURCE_EXHAUSTED to HTTP 429; the metadata becomes the Retry-After header.
-    throw new ConnectError(
-      `rate limit exceeded for this ${what}; retry in ${retryAfter} s`,
-      Code.ResourceExhausted,
-      {
-        "retry-after": String(retryAfter),
-      },
-    );
-  }
+interface Bursty {
+  steady: LeasedLimiter;
+  burst: LeasedLimiter;
+}
+
+async function consume(limiter: Bursty, key: string, what: string): Promise<void> {
+  const steadyMs = await limiter.steady.take(key);
+  if (steadyMs === 0) return;
+  const burstMs = await limiter.burst.take(key);
+  if (burstMs === 0) return;
+  // Refused by both: the sooner of the two windows' ends (as BurstyRateLimiter answers).
+  const retryAfter = Math.max(1, Math.ceil(Math.min(steadyMs, burstMs) / 1000));
+  // Connect maps RESOURCE_EXHAUSTED to HTTP 429; the metadata becomes the Retry-After header.
+  throw new ConnectError(
+    `rate limit exceeded for this ${what}; retry in ${retryAfter} s`,
+    Code.ResourceExhausted,
+    {
+      "retry-after": String(retryAfter),
+    },
+  );
 }

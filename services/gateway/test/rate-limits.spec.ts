@@ -45,6 +45,32 @@ afterEach(async () => {
   for (const f of closing.splice(0).reverse()) await f();
 });
 
+/** A redis-server of the test's own, on a free port, stopped after the test. */
+async function redisServer(): Promise<number> {
+  const port = await freePort();
+  const server = spawn(
+    "redis-server",
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    {
+      stdio: "ignore",
+    },
+  );
+  closing.push(() => server.kill("SIGKILL"));
+  for (let i = 0; i < 100; i++) {
+    const probe = new Redis(`redis://127.0.0.1:${port}`, { lazyConnect: true, retryStrategy: () => null });
+    probe.on("error", () => undefined);
+    try {
+      await probe.connect();
+      await probe.quit();
+      return port;
+    } catch {
+      probe.disconnect();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new Error(`redis-server on ${port} did not start`);
+}
+
 describe("rate limits", () => {
   it.runIf(redisUrl)("counts in Redis: two gateways share one address's allowance", async () => {
     const prefix = `test-${randomUUID()}`;
@@ -59,11 +85,12 @@ describe("rate limits", () => {
     // 5 a minute plus a burst of 1, counted once across both
     expect(seen.filter((s) => s === "ok")).toHaveLength(6);
     expect(seen.slice(6)).toEqual(["ResourceExhausted retry-after 10", "ResourceExhausted retry-after 10"]);
-    // the counts are Redis keys, with the window's expiry
+    // the counts are Redis keys, with the window's expiry: the five admitted and the one check that found
+    // the window spent (after it each gateway refuses without asking; at 5 a minute there are no leases)
     const redis = new Redis(redisUrl!);
     closing.push(() => redis.quit());
     const key = `${prefix}-ip:203.0.113.7`;
-    expect(await redis.get(key)).toBe("8");
+    expect(await redis.get(key)).toBe("6");
     expect(await redis.ttl(key)).toBeGreaterThan(50);
   });
 
@@ -88,12 +115,66 @@ describe("rate limits", () => {
     ]);
   });
 
+  it.runIf(hasRedisServer)(
+    "takes a busy address's points from Redis a lease at a time, and two gateways never pass the limit",
+    async () => {
+      const port = await redisServer();
+      const url = `redis://127.0.0.1:${port}`;
+      const redis = new Redis(url);
+      closing.push(() => redis.quit());
+      const commands = async () =>
+        Number(/total_commands_processed:(\d+)/.exec(await redis.info("stats"))?.[1] ?? Number.NaN);
+
+      // 2,000 checks of one address against 100,000 a minute: a lease is at most 1,000 points
+      const busy = new RateLimits({
+        ipPerMinute: 100_000,
+        userPerMinute: 100,
+        redisUrl: url,
+        prefix: "busy",
+      });
+      closing.push(() => busy.close());
+      await busy.ready();
+      const before = await commands();
+      expect(new Set(await checks(busy, 2000, "192.0.2.1"))).toEqual(new Set(["ok"]));
+      const asked = (await commands()) - before - 1; // the INFO itself counts
+      expect(asked).toBeGreaterThan(0);
+      expect(asked).toBeLessThan(40);
+      const reserved = Number(await redis.get("busy-ip:192.0.2.1"));
+      expect(reserved).toBeGreaterThanOrEqual(2000);
+      expect(reserved).toBeLessThan(2000 + 1000);
+
+      // two gateways, 1,500 concurrent checks of one address against 1,000 a minute plus a burst of 200:
+      // never more than 1,200 admitted, and at most 9 points per limit and gateway left unused
+      const [a, b] = [0, 1].map(
+        () => new RateLimits({ ipPerMinute: 1000, userPerMinute: 100, redisUrl: url, prefix: "shared" }),
+      );
+      closing.push(
+        () => a!.close(),
+        () => b!.close(),
+      );
+      await Promise.all([a!.ready(), b!.ready()]);
+      const results = await Promise.all(
+        Array.from({ length: 1500 }, (_, i) =>
+          (i % 2 ? b! : a!).consumeIp("192.0.2.2").then(
+            () => "ok",
+            (err: ConnectError) => Code[err.code],
+          ),
+        ),
+      );
+      const ok = results.filter((r) => r === "ok").length;
+      expect(ok).toBeLessThanOrEqual(1200);
+      expect(ok).toBeGreaterThanOrEqual(1200 - 2 * 2 * 9);
+      expect(new Set(results)).toEqual(new Set(["ok", "ResourceExhausted"]));
+    },
+  );
+
   it.runIf(hasRedisServer)("counts in Redis again once it comes back", async () => {
     const port = await freePort();
     const logger = recordingLogger();
     const limits = new RateLimits({
-      ipPerMinute: 1000,
-      userPerMinute: 1000,
+      // under 200 a minute a point is never leased: every check counted where it was made
+      ipPerMinute: 150,
+      userPerMinute: 150,
       redisUrl: `redis://127.0.0.1:${port}`,
       prefix: "back",
       logger,
