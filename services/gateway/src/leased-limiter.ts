@@ -38,6 +38,11 @@ export class LeasedLimiter {
     return this.store.points;
   }
 
+  /** How many keys the process keeps a lease for (keys whose window has ended are dropped within a window). */
+  get keyCount(): number {
+    return this.keys.size;
+  }
+
   /** Points a key holds in this process now (for tests and metrics). */
   held(key: string): number {
     const lease = this.keys.get(key);

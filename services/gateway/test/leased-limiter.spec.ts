@@ -102,4 +102,14 @@ describe("leased limiter", () => {
     await sleep(1100);
     expect(await limiter.take("k")).toBe(0);
   });
+
+  it("drops the keys whose window has ended, so many addresses do not grow the process", async () => {
+    const { store } = countingStore(1000, 1);
+    const limiter = leased(store);
+    await Promise.all(Array.from({ length: 1000 }, (_, i) => limiter.take(`203.0.113.${i}`)));
+    expect(limiter.keyCount).toBe(1000);
+    // the sweep runs once a window (1 s here); a key is dropped at the first sweep after its window ends
+    await sleep(2100);
+    expect(limiter.keyCount).toBe(0);
+  });
 });
