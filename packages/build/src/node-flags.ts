@@ -2,16 +2,19 @@
 export const CONTAINER_MEMORY_MIB = 256;
 
 /**
- * 16 MB semi-spaces. V8 sizes the young generation from the machine's memory (on this 24 GiB machine
+ * 8 MB semi-spaces. V8 sizes the young generation from the machine's memory (on this 24 GiB machine
  * the gateway's new space grew to 128 MB under load) and keeps what it touched: RSS under 1,000 active-orders
  * calls/s peaked at 335 MB (gateway) and 292 MB (orders), over the Kubernetes limit of 256Mi. Capped at
- * 16 MB semi-spaces: 223 and 203 MB, CPU per call within the noise; at 8 MB, 200 and 195 MB for 12-18 %
- * more CPU per call (docs/BENCHMARKS.md, "Memory").
+ * 16 MB semi-spaces: 223 and 203 MB, CPU per call within the noise; at 8 MB then, 200 and 195 MB for 12-18 %
+ * more CPU per call (docs/BENCHMARKS.md, "Memory"). Measured again after the twentieth round (two A/Bs at
+ * 500 active-orders calls/s, 3 rounds each): 8 MB against 16 MB, RSS after the runs gateway 142.9 / 132.3
+ * against 158.1 / 165.0 MB and orders 125.2 / 123.8 against 136.7 / 142.6 MB, CPU per call and p99 within
+ * the rounds' spread (docs/BENCHMARKS.md, "Twentieth round").
  */
-const SEMI_SPACE_MB = 16;
+const SEMI_SPACE_MB = 8;
 
 /**
- * The old generation, sized so that V8's whole heap (old generation and three semi-spaces: 144 + 48 MB)
+ * The old generation, sized so that V8's whole heap (old generation and three semi-spaces: 168 + 24 MB)
  * is three quarters of the container's limit, the rest left to what V8 does not hold (malloc, the
  * binary's pages). V8 lets the old generation grow to a multiple of what survives a full collection
  * before the next, the multiple set by the heap's maximum (`node --trace-gc-verbose`: "[HeapController]
