@@ -6,10 +6,10 @@ export const CONTAINER_MEMORY_MIB = 256;
  * the gateway's new space grew to 128 MB under load) and keeps what it touched: RSS under 1,000 active-orders
  * calls/s peaked at 335 MB (gateway) and 292 MB (orders), over the Kubernetes limit of 256Mi. Capped at
  * 16 MB semi-spaces: 223 and 203 MB, CPU per call within the noise; at 8 MB then, 200 and 195 MB for 12-18 %
- * more CPU per call (docs/BENCHMARKS.md, "Memory"). Measured again after the twentieth round (two A/Bs at
- * 500 active-orders calls/s, 3 rounds each): 8 MB against 16 MB, RSS after the runs gateway 142.9 / 132.3
- * against 158.1 / 165.0 MB and orders 125.2 / 123.8 against 136.7 / 142.6 MB, CPU per call and p99 within
- * the rounds' spread (docs/BENCHMARKS.md, "Twentieth round").
+ * more CPU per call (docs/BENCHMARKS.md, "Memory"). Measured again in the twentieth round (three A/Bs at
+ * 500 active-orders calls/s, 3 rounds each): 8 MB against 16 MB, RSS after the runs gateway 132–143
+ * against 155–165 MB and orders 123–125 against 137–143 MB, CPU per call and p99 within the rounds'
+ * spread (docs/BENCHMARKS.md, "Twentieth round").
  */
 const SEMI_SPACE_MB = 8;
 
