@@ -34,10 +34,6 @@ export class LeasedLimiter {
     this.sweep.unref();
   }
 
-  get points(): number {
-    return this.store.points;
-  }
-
   /** How many keys the process keeps a lease for (keys whose window has ended are dropped within a window). */
   get keyCount(): number {
     return this.keys.size;

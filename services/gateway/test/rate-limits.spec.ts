@@ -1,4 +1,4 @@
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { Code, type ConnectError } from "@connectrpc/connect";
 import { freePort } from "@dispatch/testing";
@@ -45,9 +45,9 @@ afterEach(async () => {
   for (const f of closing.splice(0).reverse()) await f();
 });
 
-/** A redis-server of the test's own, on a free port, stopped after the test. */
-async function redisServer(): Promise<number> {
-  const port = await freePort();
+/** A redis-server of the test's own (on `port`, or a free one), answering when this returns; stopped after the test. */
+async function redisServer(port?: number): Promise<number> {
+  port ??= await freePort();
   const server = spawn(
     "redis-server",
     ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
@@ -183,12 +183,7 @@ describe("rate limits", () => {
     await limits.ready(200);
     expect(await checks(limits, 1, "198.51.100.1")).toEqual(["ok"]);
 
-    const server: ChildProcess = spawn(
-      "redis-server",
-      ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-      { stdio: "ignore" },
-    );
-    closing.push(() => server.kill("SIGKILL"));
+    await redisServer(port);
     await limits.ready(5000);
     expect(logger.lines).toEqual([
       "warn: rate limits: Redis unreachable; counting in this process until it is back",
