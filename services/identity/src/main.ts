@@ -1,3 +1,5 @@
+// First: it sizes libuv's thread pool before any module can start it.
+import "./hash-threads.ts";
 import { fileURLToPath } from "node:url";
 import { openDatabase } from "@dispatch/db";
 import { createLogger, currentCall, isEntryPoint, runMain, type Server, serve } from "@dispatch/runtime";

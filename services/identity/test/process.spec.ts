@@ -1,7 +1,9 @@
 import { randomUUID } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
 import { IdentityService } from "@dispatch/gen/dispatch/identity/v1/identity_pb.ts";
 import { createTestDatabase, startServiceProcess, testClient } from "@dispatch/testing";
 import { describe, expect, it } from "vitest";
+import { HASH_THREADS } from "../src/hash-threads.ts";
 
 describe("identity logs", () => {
   it("never contain passwords, tokens or emails, even at debug level; one JSON line per RPC", async () => {
@@ -42,4 +44,47 @@ describe("identity logs", () => {
       await db.drop();
     }
   });
+});
+
+/** The process's threads of libuv's pool (named "libuv-worker" by libuv). */
+function poolThreads(pid: number): number {
+  return readdirSync(`/proc/${pid}/task`).filter((t) =>
+    readFileSync(`/proc/${pid}/task/${t}/comm`, "utf8").startsWith("libuv"),
+  ).length;
+}
+
+describe("identity's thread pool", () => {
+  it.skipIf(process.platform !== "linux")(
+    `hashes passwords on ${HASH_THREADS} threads unless UV_THREADPOOL_SIZE says otherwise`,
+    async () => {
+      const db = await createTestDatabase();
+      try {
+        for (const [env, threads] of [
+          // Not inherited from this process (importing hash-threads.ts set it here too).
+          [{ UV_THREADPOOL_SIZE: undefined }, HASH_THREADS],
+          [{ UV_THREADPOOL_SIZE: "3" }, 3],
+        ] as const) {
+          const proc = await startServiceProcess("identity", { DATABASE_URL: db.url, ...env });
+          try {
+            const c = testClient(IdentityService, proc.port);
+            // Six sign-ups at once: libuv's default pool (4) would run four hashes side by side.
+            await Promise.all(
+              Array.from({ length: 6 }, () =>
+                c.signUp({
+                  email: `${randomUUID()}@example.com`,
+                  password: `pw-${randomUUID()}`,
+                  displayName: "",
+                }),
+              ),
+            );
+            expect(poolThreads(proc.child.pid!)).toBe(threads);
+          } finally {
+            await proc.stop();
+          }
+        }
+      } finally {
+        await db.drop();
+      }
+    },
+  );
 });
