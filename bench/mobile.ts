@@ -82,6 +82,9 @@ export interface MobileReport {
   samplesChecked: number;
   rssIdle: Record<ServiceName, number>;
   rssLoaded: Record<ServiceName, number>;
+  /** The anonymous part (the process's own memory) of each figure above. */
+  anonIdle: Record<ServiceName, number>;
+  anonLoaded: Record<ServiceName, number>;
 }
 
 /** 10k users, 100k orders, 5 lines each, one status-history row per order; the bench user is user 1. */
@@ -477,12 +480,20 @@ export async function mobile(): Promise<MobileReport> {
     const { text, indexes } = plan(stack, userId);
     console.error(text);
     await new Promise((r) => setTimeout(r, 2000));
-    const rssIdle = stack.rss();
-
+    const idle = stack.rssAnon();
+    const rssIdle = {} as Record<ServiceName, number>;
+    const anonIdle = {} as Record<ServiceName, number>;
+    for (const [s, m] of Object.entries(idle)) {
+      rssIdle[s as ServiceName] = m.rssMb;
+      anonIdle[s as ServiceName] = m.anonMb;
+    }
     const rssLoaded = { ...rssIdle };
+    const anonLoaded = { ...anonIdle };
     const peak = setInterval(() => {
-      for (const [s, mb] of Object.entries(stack.rss()))
-        rssLoaded[s as ServiceName] = Math.max(rssLoaded[s as ServiceName], mb);
+      for (const [s, m] of Object.entries(stack.rssAnon())) {
+        rssLoaded[s as ServiceName] = Math.max(rssLoaded[s as ServiceName], m.rssMb);
+        anonLoaded[s as ServiceName] = Math.max(anonLoaded[s as ServiceName], m.anonMb);
+      }
     }, 250);
     let samplesChecked = 0;
     const activeFixed: Point[] = [];
@@ -573,6 +584,8 @@ export async function mobile(): Promise<MobileReport> {
       samplesChecked,
       rssIdle,
       rssLoaded,
+      anonIdle,
+      anonLoaded,
     };
   } finally {
     await stack.stop();

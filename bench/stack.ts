@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { freePort, rssMb, serving } from "./startup.ts";
+import { freePort, rssAnonMb, rssMb, serving } from "./startup.ts";
 
 const defaultRoot = fileURLToPath(new URL("..", import.meta.url));
 let stacks = 0;
@@ -30,6 +30,8 @@ export interface Stack {
   /** `psql` on a service's database. */
   psql: (svc: ServiceName, sql: string, vars?: Record<string, string>) => string;
   rss: () => Record<ServiceName, number>;
+  /** RSS and its anonymous part (the process's own memory), MB. */
+  rssAnon: () => Record<ServiceName, { rssMb: number; anonMb: number }>;
   stop: () => Promise<void>;
 }
 
@@ -129,6 +131,13 @@ export async function startStack(root = defaultRoot): Promise<Stack> {
           ADMIN_PORT: String(adminPorts[svc]),
           ...(svc === "gateway" ? {} : { DATABASE_URL: databaseUrl(svc) }),
           ...env[svc],
+          // BENCH_SERVICE_ENV: more environment for every service, space-separated NAME=value pairs.
+          ...Object.fromEntries(
+            (process.env.BENCH_SERVICE_ENV?.split(" ").filter(Boolean) ?? []).map((kv) => [
+              kv.slice(0, kv.indexOf("=")),
+              kv.slice(kv.indexOf("=") + 1),
+            ]),
+          ),
         },
         stdio: ["ignore", openSync(`${logDir}/${svc}.log`, "w"), "inherit"],
       });
@@ -161,6 +170,8 @@ export async function startStack(root = defaultRoot): Promise<Stack> {
         { input: sql, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 },
       ),
     rss: () => Object.fromEntries(SERVICES.map((s) => [s, rssMb(pids[s])])) as Record<ServiceName, number>,
+    rssAnon: () =>
+      Object.fromEntries(SERVICES.map((s) => [s, rssAnonMb(pids[s])])) as ReturnType<Stack["rssAnon"]>,
     stop,
   };
 }

@@ -49,15 +49,40 @@ export async function serving(port: number, timeoutMs: number): Promise<void> {
 export const rssMb = (pid: number) =>
   Math.round((Number(readFileSync(`/proc/${pid}/statm`, "utf8").split(" ")[1]) * 4096) / 1e5) / 10;
 
+/** RSS and its anonymous part from /proc/<pid>/statm (resident less shared pages): cheap enough to poll. */
+export function rssAnonMb(pid: number): { rssMb: number; anonMb: number } {
+  const [, resident, shared] = readFileSync(`/proc/${pid}/statm`, "utf8").split(" ").map(Number);
+  const mb = (pages: number) => Math.round((pages * 4096) / 1e5) / 10;
+  return { rssMb: mb(resident!), anonMb: mb(resident! - shared!) };
+}
+
+export interface RssParts {
+  rssMb: number;
+  anonMb: number;
+  fileMb: number;
+  /** Of the file-backed part, what the kernel maps in 2 MB pages (FilePmdMapped). */
+  fileHugeMb: number;
+}
+
 /**
  * RSS as the kernel splits it: anonymous pages (the process's own: V8's heap, malloc, stacks) and
- * file-backed ones (mostly the node binary's code and data, shared with every process that maps it).
+ * file-backed ones (mostly the node binary's code and data, shared with every process that maps it),
+ * and of those, the ones mapped in 2 MB pages: where the kernel keeps the binary's page cache in 2 MB
+ * folios it maps each touched one whole (bare Node: 61.4 MB of the binary resident against 34.5 for a copy
+ * on tmpfs, which the kernel keeps in 4 kB pages; docs/BENCHMARKS.md, "Twenty-first round").
  */
-export function rssPartsMb(pid: number): { rssMb: number; anonMb: number; fileMb: number } {
+export function rssPartsMb(pid: number): RssParts {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? 0);
+  const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
+  const kb = (text: string, field: string) =>
+    Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? 0);
   const mb = (k: number) => Math.round((k * 1024) / 1e5) / 10;
-  return { rssMb: mb(kb("VmRSS")), anonMb: mb(kb("RssAnon")), fileMb: mb(kb("RssFile") + kb("RssShmem")) };
+  return {
+    rssMb: mb(kb(status, "VmRSS")),
+    anonMb: mb(kb(status, "RssAnon")),
+    fileMb: mb(kb(status, "RssFile") + kb(status, "RssShmem")),
+    fileHugeMb: mb(kb(rollup, "FilePmdMapped")),
+  };
 }
 
 export interface StartupRow {
@@ -66,6 +91,7 @@ export interface StartupRow {
   idleRssMb: number;
   idleAnonMb: number;
   idleFileMb: number;
+  idleFileHugeMb: number;
 }
 
 /** One service's bundle, three starts; the median start and the RSS after 2 s idle. */
@@ -74,7 +100,7 @@ async function measureService(svc: (typeof services)[number]): Promise<StartupRo
   const url = new URL(admin);
   const pg = ["-h", url.hostname, "-p", url.port || "5432", "-U", url.username || "postgres"];
   const starts: number[] = [];
-  let idle = { rssMb: 0, anonMb: 0, fileMb: 0 };
+  let idle: RssParts = { rssMb: 0, anonMb: 0, fileMb: 0, fileHugeMb: 0 };
   try {
     if (svc.database) {
       execFileSync("dropdb", [...pg, "--if-exists", db]);
@@ -139,6 +165,7 @@ async function measureService(svc: (typeof services)[number]): Promise<StartupRo
     idleRssMb: idle.rssMb,
     idleAnonMb: idle.anonMb,
     idleFileMb: idle.fileMb,
+    idleFileHugeMb: idle.fileHugeMb,
   };
 }
 
@@ -169,7 +196,7 @@ async function measurePnpmStart(dataRoot: string): Promise<number> {
 }
 
 /** RSS of Node itself, idle, running nothing: the floor under every service's figure. */
-async function bareNodeRss(): Promise<{ rssMb: number; anonMb: number; fileMb: number }> {
+async function bareNodeRss(): Promise<RssParts> {
   const child = spawn(process.execPath, ["-e", "setTimeout(() => {}, 5000)"], { stdio: "ignore" });
   await new Promise((r) => setTimeout(r, 2000));
   const rss = rssPartsMb(child.pid!);
@@ -181,7 +208,7 @@ export async function startup(): Promise<{
   rows: StartupRow[];
   pnpmStartMs: number;
   pnpmRestartMs: number;
-  bareNode: { rssMb: number; anonMb: number; fileMb: number };
+  bareNode: RssParts;
 }> {
   execFileSync(process.execPath, ["packages/build/src/bundle.ts"], { cwd: root, stdio: "inherit" });
   const rows: StartupRow[] = [];
