@@ -63,6 +63,14 @@ export const bundleOptions: BuildOptions = {
   absWorkingDir: root,
 };
 
+/**
+ * One entry bundled as the services are, for tests of what a bundle does that the sources run by tsx do
+ * not (node treats code inside node_modules differently: some deprecation warnings, for one).
+ */
+export async function bundleEntry(entry: string, outfile: string): Promise<void> {
+  await build({ ...bundleOptions, entryPoints: [entry], outfile, plugins: [builtinsViaRequire] });
+}
+
 export async function bundleService(service: string): Promise<BundleReport> {
   const entry = serviceEntry(service);
   const outdir = join(root, "services", service, "dist");

@@ -2,11 +2,27 @@ import {
   integer,
   loadConfig,
   logLevel,
-  optionalString,
   port,
   requiredString,
+  type Setting,
   serverSettings,
 } from "@dispatch/runtime";
+import { redisOptions } from "./redis-url.ts";
+
+/** REDIS_URL, checked as the rate limits will read it (src/redis-url.ts). */
+function redisUrl(): Setting<string | undefined> {
+  return {
+    parse(raw) {
+      if (raw === undefined) return { value: undefined };
+      try {
+        redisOptions(raw);
+        return { value: raw };
+      } catch (err) {
+        return { error: (err as Error).message };
+      }
+    },
+  };
+}
 
 /** Gateway's environment, validated at startup. */
 export function gatewayConfig(env: NodeJS.ProcessEnv = process.env) {
@@ -24,7 +40,7 @@ export function gatewayConfig(env: NodeJS.ProcessEnv = process.env) {
       ORDERS_URL: requiredString("127.0.0.1:50053"),
       PAYMENTS_URL: requiredString("127.0.0.1:50054"),
       /** Unset: rate limits are kept in memory (per replica). */
-      REDIS_URL: optionalString(),
+      REDIS_URL: redisUrl(),
       /** Shared with the payment provider; signatures of POST /webhooks/payments are checked with it. */
       WEBHOOK_SECRET: requiredString("dev-webhook-secret"),
       WEBHOOK_TOLERANCE_S: integer(300, 1, 3600),

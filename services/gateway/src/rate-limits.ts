@@ -2,6 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { Redis } from "ioredis";
 import { type RateLimiterAbstract, RateLimiterMemory, RateLimiterRedis } from "rate-limiter-flexible";
 import { LeasedLimiter } from "./leased-limiter.ts";
+import { redisOptions } from "./redis-url.ts";
 
 /**
  * Per-IP and per-user limits: a steady rate per minute plus a burst allowance (as rate-limiter-flexible's
@@ -28,7 +29,8 @@ export class RateLimits {
     this.redis = opts.redisUrl
       ? // Auto-pipelining: the commands of concurrent calls (and a call's address and user limits)
         // leave in one write and come back in one read.
-        new Redis(opts.redisUrl, {
+        new Redis({
+          ...redisOptions(opts.redisUrl),
           enableOfflineQueue: false,
           maxRetriesPerRequest: 1,
           enableAutoPipelining: true,
