@@ -3,6 +3,40 @@ import { randomBytes, type ScryptOptions, scrypt, timingSafeEqual } from "node:c
 /** scrypt parameters: memory-hard (128 * N * r = 16 MiB per hash), about 50 ms on one core here. */
 export const SCRYPT = { N: 16384, r: 8, p: 1, keyLength: 32, saltLength: 16 } as const;
 
+/**
+ * Runs at most `size` tasks at once; the rest wait in arrival order. A task that fails frees its place
+ * like one that succeeds.
+ */
+export class Slots {
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(private free: number) {}
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((start) => this.waiting.push(start));
+    try {
+      return await task();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free++;
+    }
+  }
+}
+
+/**
+ * How many hashes run at once: one fewer than libuv's pool has threads, and at least one. scrypt runs on
+ * that pool, and so do identity's token signatures (WebCrypto) and its database host's lookups: with
+ * every thread hashing, a token refresh waited for a hash to end (see ../hash-threads.ts).
+ */
+export function hashesAtOnce(env: NodeJS.ProcessEnv = process.env): number {
+  const threads = Number(env.UV_THREADPOOL_SIZE);
+  return Math.max(1, (Number.isInteger(threads) && threads > 0 ? Math.min(threads, 1024) : 4) - 1);
+}
+
+let hashing: Slots | undefined;
+
 function derive(
   password: string,
   salt: Buffer,
@@ -12,10 +46,14 @@ function derive(
   keyLength: number,
 ): Promise<Buffer> {
   const options: ScryptOptions = { N, r, p, maxmem: 256 * N * r };
-  return new Promise((resolve, reject) =>
-    scrypt(password.normalize("NFC"), salt, keyLength, options, (err, key) =>
-      err ? reject(err) : resolve(key),
-    ),
+  hashing ??= new Slots(hashesAtOnce());
+  return hashing.run(
+    () =>
+      new Promise((resolve, reject) =>
+        scrypt(password.normalize("NFC"), salt, keyLength, options, (err, key) =>
+          err ? reject(err) : resolve(key),
+        ),
+      ),
   );
 }
 
