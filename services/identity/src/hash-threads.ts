@@ -21,4 +21,5 @@
  */
 export const HASH_THREADS = 2;
 
-process.env.UV_THREADPOOL_SIZE ??= String(HASH_THREADS);
+// Empty counts as unset here, as in every setting of Dispatch's (libuv would read it as 1 thread).
+if (!process.env.UV_THREADPOOL_SIZE) process.env.UV_THREADPOOL_SIZE = String(HASH_THREADS);

@@ -62,6 +62,7 @@ describe("identity's thread pool", () => {
         for (const [env, threads] of [
           // Not inherited from this process (importing hash-threads.ts set it here too).
           [{ UV_THREADPOOL_SIZE: undefined }, HASH_THREADS],
+          [{ UV_THREADPOOL_SIZE: "" }, HASH_THREADS],
           [{ UV_THREADPOOL_SIZE: "3" }, 3],
         ] as const) {
           const proc = await startServiceProcess("identity", { DATABASE_URL: db.url, ...env });
@@ -86,5 +87,7 @@ describe("identity's thread pool", () => {
         await db.drop();
       }
     },
+    // three processes started one after another
+    90_000,
   );
 });

@@ -31,8 +31,10 @@ export class Slots {
  * every thread hashing, a token refresh waited for a hash to end (see ../hash-threads.ts).
  */
 export function hashesAtOnce(env: NodeJS.ProcessEnv = process.env): number {
-  const threads = Number(env.UV_THREADPOOL_SIZE);
-  return Math.max(1, (Number.isInteger(threads) && threads > 0 ? Math.min(threads, 1024) : 4) - 1);
+  // As libuv reads the variable: absent, 4; else its leading integer (atoi), between 1 and 1024.
+  const raw = env.UV_THREADPOOL_SIZE;
+  const threads = raw === undefined ? 4 : Math.min(1024, Math.max(1, Number.parseInt(raw, 10) || 0));
+  return Math.max(1, threads - 1);
 }
 
 let hashing: Slots | undefined;
