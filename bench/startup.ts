@@ -46,15 +46,14 @@ export async function serving(port: number, timeoutMs: number): Promise<void> {
   }
 }
 
-export const rssMb = (pid: number) =>
-  Math.round((Number(readFileSync(`/proc/${pid}/statm`, "utf8").split(" ")[1]) * 4096) / 1e5) / 10;
-
 /** RSS and its anonymous part from /proc/<pid>/statm (resident less shared pages): cheap enough to poll. */
 export function rssAnonMb(pid: number): { rssMb: number; anonMb: number } {
   const [, resident, shared] = readFileSync(`/proc/${pid}/statm`, "utf8").split(" ").map(Number);
   const mb = (pages: number) => Math.round((pages * 4096) / 1e5) / 10;
   return { rssMb: mb(resident!), anonMb: mb(resident! - shared!) };
 }
+
+export const rssMb = (pid: number) => rssAnonMb(pid).rssMb;
 
 export interface RssParts {
   rssMb: number;
@@ -68,7 +67,7 @@ export interface RssParts {
  * RSS as the kernel splits it: anonymous pages (the process's own: V8's heap, malloc, stacks) and
  * file-backed ones (mostly the node binary's code and data, shared with every process that maps it),
  * and of those, the ones mapped in 2 MB pages: where the kernel keeps the binary's page cache in 2 MB
- * folios it maps each touched one whole (bare Node: 61.4 MB of the binary resident against 34.5 for a copy
+ * folios it maps each touched one whole (bare Node: 62.9 MB of the binary resident against 35.4 for a copy
  * on tmpfs, which the kernel keeps in 4 kB pages; docs/BENCHMARKS.md, "Twenty-first round").
  */
 export function rssPartsMb(pid: number): RssParts {
