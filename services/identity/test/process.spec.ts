@@ -68,7 +68,7 @@ describe("identity's thread pool", () => {
           const proc = await startServiceProcess("identity", { DATABASE_URL: db.url, ...env });
           try {
             const c = testClient(IdentityService, proc.port);
-            // Six sign-ups at once: libuv's default pool (4) would run four hashes side by side.
+            // Six sign-ups at once: the pool has certainly started (libuv starts all its threads with it).
             await Promise.all(
               Array.from({ length: 6 }, () =>
                 c.signUp({
