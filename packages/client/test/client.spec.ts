@@ -209,6 +209,30 @@ describe("circuit breaker per endpoint and method", () => {
     expect(logs[0]).toMatchObject({ target: "echo", method: "dispatch.echo.v1.EchoService/Echo" });
   });
 
+  it("while the half-open probe is in flight, turns other calls away at once, not after retries", async () => {
+    const s = await server();
+    const c = createClient(EchoService, {
+      target: `127.0.0.1:${s.port}`,
+      breaker: { volumeThreshold: 4, errorThresholdPercentage: 50, resetTimeoutMs: 200 },
+    });
+    for (let i = 0; i < 4; i++)
+      expect((await failure(c.echo({ message: `fail:${Code.Unavailable}` }))).code).toBe(Code.Unavailable);
+    await new Promise((r) => setTimeout(r, 250));
+    // Half-open: this call is the probe, held in flight 150 ms.
+    const probe = c.echo({ message: "slow:150" });
+    await new Promise((r) => setTimeout(r, 20));
+    const before = attemptsOf(c);
+    const turnedAway = await failure(c.echo({ message: "beside the probe" }));
+    expect(turnedAway.code).toBe(Code.Unavailable);
+    expect(turnedAway.rawMessage).toMatch(/^circuit open: /);
+    // One attempt: Echo is retryable (NO_SIDE_EFFECTS) and UNAVAILABLE a retryable code, but a breaker
+    // that turns calls away is not waited out with backoff (it used to be, up to the policy's attempts).
+    expect(attemptsOf(c) - before).toBe(1);
+    expect(s.seen.map((x) => x.message)).not.toContain("beside the probe");
+    expect((await probe).message).toBe(`${s.port}:slow:150`);
+    expect((await c.echo({ message: "closed again" })).message).toBe(`${s.port}:closed again`);
+  });
+
   it("never opens on caller errors", async () => {
     const s = await server();
     const c = createClient(EchoService, {
