@@ -95,9 +95,8 @@ export class BreakerRegistry {
       // so the calls turned away beside it settle first instead of after its connection's set-up (a new
       // HTTP/2 session to an endpoint that was down: 6-9 ms of the event loop measured on this VM, where
       // memory a process has not touched for a few hundred ms is slow to touch again; docs/RELIABILITY.md).
-      const probing = (): boolean => breaker.halfOpen;
       const breaker: CircuitBreaker<[Thunk], unknown> = new CircuitBreaker(
-        (call: Thunk) => (probing() ? nextTurn().then(call) : call()),
+        (call: Thunk) => (breaker.halfOpen ? nextTurn().then(call) : call()),
         {
           // Deadlines bound every call already; a second timer here would only disagree with them.
           timeout: false,

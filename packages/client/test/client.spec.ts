@@ -6,7 +6,7 @@ import { EchoResponseSchema, EchoService } from "@dispatch/gen/dispatch/echo/v1/
 import { type CallContext, runInCall } from "@dispatch/runtime";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
-import { attemptsOf, callUndecoded, closeClients, createClient } from "../src/index.ts";
+import { attemptsOf, callUndecoded, closeClients, createClient, transportOf } from "../src/index.ts";
 
 /**
  * An echo server on plain connect-node (not our runtime), so the client is tested against another
@@ -231,6 +231,37 @@ describe("circuit breaker per endpoint and method", () => {
     expect(s.seen.map((x) => x.message)).not.toContain("beside the probe");
     expect((await probe).message).toBe(`${s.port}:slow:150`);
     expect((await c.echo({ message: "closed again" })).message).toBe(`${s.port}:closed again`);
+  });
+
+  it("sends the half-open probe after the calls turned away beside it have settled", async () => {
+    const s = await server();
+    const c = createClient(EchoService, {
+      target: `127.0.0.1:${s.port}`,
+      breaker: { volumeThreshold: 4, errorThresholdPercentage: 50, resetTimeoutMs: 200 },
+    });
+    for (let i = 0; i < 4; i++)
+      expect((await failure(c.echo({ message: `fail:${Code.Unavailable}` }))).code).toBe(Code.Unavailable);
+    await new Promise((r) => setTimeout(r, 250));
+    const order: string[] = [];
+    const endpoint = transportOf(c)!.balancer.list()[0]!;
+    const transport = endpoint.transport;
+    (endpoint as { transport: typeof transport }).transport = {
+      ...transport,
+      unary: ((...args: Parameters<typeof transport.unary>) => {
+        order.push("probe sent");
+        return transport.unary(...args);
+      }) as typeof transport.unary,
+    };
+    // Both calls in one turn: the first is the probe, the second is turned away. Sent at once, the probe's
+    // set-up (a new connection to an endpoint that was down) would run before the other call settled.
+    const probe = c.echo({ message: "probe" });
+    const beside = failure(c.echo({ message: "beside" })).then((e) => {
+      order.push("beside settled");
+      return e;
+    });
+    expect((await beside).rawMessage).toMatch(/^circuit open: /);
+    expect((await probe).message).toBe(`${s.port}:probe`);
+    expect(order).toEqual(["beside settled", "probe sent"]);
   });
 
   it("never opens on caller errors", async () => {
