@@ -11,6 +11,7 @@ import { execFileSync } from "node:child_process";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { h2loadVersion } from "./h2load.ts";
+import { machineStateLine } from "./machine-state.ts";
 import { activeRun, call, type Point, placeRun, seed, signIn } from "./mobile.ts";
 import { machine, writeSection } from "./report.ts";
 import { type Stack, startStack } from "./stack.ts";
@@ -30,6 +31,8 @@ const commit = (dir: string) =>
   execFileSync("git", ["-C", dir, "log", "-1", "--format=%h %s"], { encoding: "utf8" }).trim();
 
 execFileSync(process.execPath, ["packages/build/src/bundle.ts"], { cwd: root, stdio: "inherit" });
+// The machine's state before any load (quoted in the report's "Machine:" line).
+console.error(`machine: ${await machineStateLine()}`);
 const sides: { name: string; dir: string; stack?: Stack; email: string }[] = [
   { name: "base", dir: resolve(other), email: `ab-base-${process.pid}@example.com` },
   { name: "this", dir: root, email: `ab-this-${process.pid}@example.com` },
@@ -92,7 +95,7 @@ measured in turns (order alternating per round); medians of the rounds. CPU per 
 that section.
 
 - Date: ${new Date().toISOString().slice(0, 10)}
-- Machine: ${machine(await h2loadVersion())}
+- Machine: ${machine(await h2loadVersion())}; ${await machineStateLine()}
 - Command: \`pnpm bench:ab <checkout>${scenario === "active" ? "" : " place"}\`
 - base: \`${commit(sides[0]!.dir)}\`
 - this: \`${commit(root)}\` (plus uncommitted changes, if any)

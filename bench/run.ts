@@ -14,6 +14,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { EchoRequestSchema, EchoService } from "../gen/dispatch/echo/v1/echo_pb.ts";
 import { NODE_FLAGS } from "../packages/build/src/node-flags.ts";
 import { grpcBody, h2load, h2loadVersion, type LoadResult } from "./h2load.ts";
+import { machineStateLine } from "./machine-state.ts";
 import { mobileReport } from "./mobile-report.ts";
 import { relayScenario } from "./relay.ts";
 import { machine, writeSection } from "./report.ts";
@@ -148,7 +149,7 @@ The platform row is the full runtime: one JSON log line per RPC (written to /dev
 deadline handling, health and reflection registered.
 
 - Date: ${new Date().toISOString().slice(0, 10)}
-- Machine: ${machine(h2)}
+- Machine: ${machine(h2)}; ${await machineStateLine()}
 - Command: \`pnpm bench:hop\`
 
 ${table}
@@ -193,7 +194,7 @@ process maps each 2 MB it touches whole, and its file-backed RSS is larger than 
 sits in 4 kB pages (measured: 15–16 MB for a service, 27 MB for bare Node) (see "Twenty-first round").
 
 - Date: ${new Date().toISOString().slice(0, 10)}
-- Machine: ${machine(await h2loadVersion().catch(() => "h2load absent"))}
+- Machine: ${machine(await h2loadVersion().catch(() => "h2load absent"))}; ${await machineStateLine()}
 - Command: \`pnpm bench:startup\`
 
 ${table}`;
@@ -210,10 +211,15 @@ serving HandleEvent only (a subscriber built before HandleEvents; one call per e
 Runs in turns; CPU per event from /proc (the relay is this process).`;
 
 const scenario = process.argv[2] ?? "all";
+// The machine's state, measured once before any load (every section's "Machine:" line quotes it).
+if (["hop", "mobile", "relay", "startup", "all"].includes(scenario))
+  console.error(`machine: ${await machineStateLine()}`);
 if (scenario === "hop" || scenario === "all") await hop();
 if (scenario === "mobile" || scenario === "all") {
   execFileSync(process.execPath, ["packages/build/src/bundle.ts"], { cwd: root, stdio: "inherit" });
-  const { content, ok } = await mobileReport(machine(await h2loadVersion()));
+  const { content, ok } = await mobileReport(
+    `${machine(await h2loadVersion())}; ${await machineStateLine()}`,
+  );
   console.log(content);
   writeSection("Mobile flows under load", content);
   if (!ok) process.exitCode = 1;
@@ -225,7 +231,7 @@ if (scenario === "relay" || scenario === "all") {
     `${relayIntro}
 
 - Date: ${new Date().toISOString().slice(0, 10)}
-- Machine: ${machine(await h2loadVersion().catch(() => "h2load absent"))}
+- Machine: ${machine(await h2loadVersion().catch(() => "h2load absent"))}; ${await machineStateLine()}
 - Command: \`pnpm bench:relay\`
 
 ${content}`,
