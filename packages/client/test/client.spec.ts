@@ -176,6 +176,19 @@ describe("createClient", () => {
   });
 });
 
+/** A client whose breaker to a live echo server has opened on four failures and gone half-open. */
+async function halfOpen() {
+  const s = await server();
+  const c = createClient(EchoService, {
+    target: `127.0.0.1:${s.port}`,
+    breaker: { volumeThreshold: 4, errorThresholdPercentage: 50, resetTimeoutMs: 200 },
+  });
+  for (let i = 0; i < 4; i++)
+    expect((await failure(c.echo({ message: `fail:${Code.Unavailable}` }))).code).toBe(Code.Unavailable);
+  await new Promise((r) => setTimeout(r, 250));
+  return { s, c };
+}
+
 describe("circuit breaker per endpoint and method", () => {
   it("opens on failures, then fails fast naming the target without calling it, then recovers half-open", async () => {
     const s = await server();
@@ -210,14 +223,7 @@ describe("circuit breaker per endpoint and method", () => {
   });
 
   it("while the half-open probe is in flight, turns other calls away at once, not after retries", async () => {
-    const s = await server();
-    const c = createClient(EchoService, {
-      target: `127.0.0.1:${s.port}`,
-      breaker: { volumeThreshold: 4, errorThresholdPercentage: 50, resetTimeoutMs: 200 },
-    });
-    for (let i = 0; i < 4; i++)
-      expect((await failure(c.echo({ message: `fail:${Code.Unavailable}` }))).code).toBe(Code.Unavailable);
-    await new Promise((r) => setTimeout(r, 250));
+    const { s, c } = await halfOpen();
     // Half-open: this call is the probe, held in flight 150 ms.
     const probe = c.echo({ message: "slow:150" });
     await new Promise((r) => setTimeout(r, 20));
@@ -234,14 +240,7 @@ describe("circuit breaker per endpoint and method", () => {
   });
 
   it("sends the half-open probe after the calls turned away beside it have settled", async () => {
-    const s = await server();
-    const c = createClient(EchoService, {
-      target: `127.0.0.1:${s.port}`,
-      breaker: { volumeThreshold: 4, errorThresholdPercentage: 50, resetTimeoutMs: 200 },
-    });
-    for (let i = 0; i < 4; i++)
-      expect((await failure(c.echo({ message: `fail:${Code.Unavailable}` }))).code).toBe(Code.Unavailable);
-    await new Promise((r) => setTimeout(r, 250));
+    const { s, c } = await halfOpen();
     const order: string[] = [];
     const endpoint = transportOf(c)!.balancer.list()[0]!;
     const transport = endpoint.transport;
