@@ -95,7 +95,7 @@ measured in turns (order alternating per round); medians of the rounds. CPU per 
 that section.
 
 - Date: ${new Date().toISOString().slice(0, 10)}
-- Machine: ${machine(await h2loadVersion())}; ${await machineStateLine()}
+- Machine: ${await machine(await h2loadVersion())}
 - Command: \`pnpm bench:ab <checkout>${scenario === "active" ? "" : " place"}\`
 - base: \`${commit(sides[0]!.dir)}\`
 - this: \`${commit(root)}\` (plus uncommitted changes, if any)

@@ -2,12 +2,14 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { fileURLToPath } from "node:url";
+import { machineStateLine } from "./machine-state.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
-export function machine(h2: string): string {
+/** A section's "Machine:" line: the hardware and versions, then its state before the load (machine-state.ts). */
+export async function machine(h2: string): Promise<string> {
   const cpu = os.cpus()[0]?.model.trim() ?? "unknown CPU";
-  return `${cpu}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}, Node ${process.version}, ${h2}`;
+  return `${cpu}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}, Node ${process.version}, ${h2}; ${await machineStateLine()}`;
 }
 
 export function writeSection(title: string, content: string): void {

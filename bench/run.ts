@@ -149,7 +149,7 @@ The platform row is the full runtime: one JSON log line per RPC (written to /dev
 deadline handling, health and reflection registered.
 
 - Date: ${new Date().toISOString().slice(0, 10)}
-- Machine: ${machine(h2)}; ${await machineStateLine()}
+- Machine: ${await machine(h2)}
 - Command: \`pnpm bench:hop\`
 
 ${table}
@@ -194,7 +194,7 @@ process maps each 2 MB it touches whole, and its file-backed RSS is larger than 
 sits in 4 kB pages (measured: 15–16 MB for a service, 27 MB for bare Node) (see "Twenty-first round").
 
 - Date: ${new Date().toISOString().slice(0, 10)}
-- Machine: ${machine(await h2loadVersion().catch(() => "h2load absent"))}; ${await machineStateLine()}
+- Machine: ${await machine(await h2loadVersion().catch(() => "h2load absent"))}
 - Command: \`pnpm bench:startup\`
 
 ${table}`;
@@ -211,15 +211,16 @@ serving HandleEvent only (a subscriber built before HandleEvents; one call per e
 Runs in turns; CPU per event from /proc (the relay is this process).`;
 
 const scenario = process.argv[2] ?? "all";
+if (!["hop", "mobile", "relay", "startup", "all"].includes(scenario)) {
+  console.error(`unknown scenario ${scenario}; use: hop, mobile, relay, startup, all`);
+  process.exit(2);
+}
 // The machine's state, measured once before any load (every section's "Machine:" line quotes it).
-if (["hop", "mobile", "relay", "startup", "all"].includes(scenario))
-  console.error(`machine: ${await machineStateLine()}`);
+console.error(`machine: ${await machineStateLine()}`);
 if (scenario === "hop" || scenario === "all") await hop();
 if (scenario === "mobile" || scenario === "all") {
   execFileSync(process.execPath, ["packages/build/src/bundle.ts"], { cwd: root, stdio: "inherit" });
-  const { content, ok } = await mobileReport(
-    `${machine(await h2loadVersion())}; ${await machineStateLine()}`,
-  );
+  const { content, ok } = await mobileReport(await machine(await h2loadVersion()));
   console.log(content);
   writeSection("Mobile flows under load", content);
   if (!ok) process.exitCode = 1;
@@ -231,7 +232,7 @@ if (scenario === "relay" || scenario === "all") {
     `${relayIntro}
 
 - Date: ${new Date().toISOString().slice(0, 10)}
-- Machine: ${machine(await h2loadVersion().catch(() => "h2load absent"))}; ${await machineStateLine()}
+- Machine: ${await machine(await h2loadVersion().catch(() => "h2load absent"))}
 - Command: \`pnpm bench:relay\`
 
 ${content}`,
@@ -239,7 +240,3 @@ ${content}`,
   console.log(content);
 }
 if (scenario === "startup" || scenario === "all") await startupScenario();
-if (!["hop", "mobile", "relay", "startup", "all"].includes(scenario)) {
-  console.error(`unknown scenario ${scenario}; use: hop, mobile, relay, startup, all`);
-  process.exit(2);
-}
