@@ -39,7 +39,7 @@ export async function mobileReport(machine: string): Promise<{ content: string; 
   const bar = (ok: boolean) => (ok ? "met" : "**not met**");
   const best = Object.entries(r.activeBest);
   const content = `The whole stack as the images run it (each service's bundle as its own process, \`NODE_ENV=production\`,
-logs at info to /dev/null, tracing off as without an OTLP endpoint), each service on its own database in
+logs at info to a file per service, tracing off as without an OTLP endpoint), each service on its own database in
 the local PostgreSQL 15, the gateway's rate limits in the local Redis (raised to the most the gateway
 accepts, 1,000,000 a minute: all the load is one user at one address; a lease of points from Redis
 is a quarter second of the load, 125 at 500 calls a second (at most 10,000 at that limit), so Redis is

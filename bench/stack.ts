@@ -1,7 +1,7 @@
 /**
  * The whole stack for the load scenarios, as the images run it: every service's bundle
  * (services/<svc>/dist/main.mjs) as its own process on its own PostgreSQL database, the gateway's rate
- * limits in Redis, logs at info (each per-RPC line is produced and written to /dev/null). Wired as
+ * limits in Redis, logs at info (each per-RPC line is produced and written to a file per service, read back for error lines). Wired as
  * docker-compose.yml wires it; only the rate limits are raised (one user from one address is the load).
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
