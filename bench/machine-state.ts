@@ -2,7 +2,7 @@ import { execFile } from "node:child_process";
 
 /**
  * How this VM treats a process at the moment, measured in a child node process so that nothing of the bench
- * is in it. Two things that moved every figure on the VMs these benchmarks ran on (docs/BENCHMARKS.md,
+ * is in it. Two things that moved every figure on the VMs these benchmarks ran on (docs/BENCHMARKS-ROUNDS.md,
  * "Twenty-second round"):
  * - the idle event loop: a 1 ms timer, the gaps between its runs over 3 ms, and the longest (a VM that
  *   stalls holds every process up; on a quiet one there are next to none);

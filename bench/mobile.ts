@@ -164,7 +164,7 @@ ORDER BY o.created_at DESC, o.id DESC LIMIT 50`;
  * own and run 12 times for the bench user. The first five executions are always planned for their values;
  * PostgreSQL then keeps a generic plan unless it estimates it costlier, and otherwise plans every
  * execution anew (with the statuses bound as parameters it did in half of ANALYZE's samples, doubling its
- * CPU per call: docs/BENCHMARKS.md, "Sixteenth round"). A string says why it could not be checked.
+ * CPU per call: docs/BENCHMARKS-ROUNDS.md, "Sixteenth round"). A string says why it could not be checked.
  */
 function planCache(stack: Stack, userId: string): MobileReport["planCache"] {
   const statement = stack

@@ -191,7 +191,7 @@ file-backed ones are almost all the node binary's code and read-only data (a 127
 they are touched and shared by every process that runs the same binary. Where the kernel keeps that
 file's page cache in 2 MB folios (\`FilePmdMapped\` in \`/proc/<pid>/smaps_rollup\`: the last column), a
 process maps each 2 MB it touches whole, and its file-backed RSS is larger than where the same binary
-sits in 4 kB pages (measured: 15–16 MB for a service, 27 MB for bare Node) (see "Twenty-first round").
+sits in 4 kB pages (measured: 15–16 MB for a service, 27 MB for bare Node) (BENCHMARKS-ROUNDS.md, "Twenty-first round").
 
 - Date: ${new Date().toISOString().slice(0, 10)}
 - Machine: ${await machine(await h2loadVersion().catch(() => "h2load absent"))}

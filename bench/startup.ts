@@ -68,7 +68,7 @@ export interface RssParts {
  * file-backed ones (mostly the node binary's code and data, shared with every process that maps it),
  * and of those, the ones mapped in 2 MB pages: where the kernel keeps the binary's page cache in 2 MB
  * folios it maps each touched one whole (bare Node: 62.9 MB of the binary resident against 35.4 for a copy
- * on tmpfs, which the kernel keeps in 4 kB pages; docs/BENCHMARKS.md, "Twenty-first round").
+ * on tmpfs, which the kernel keeps in 4 kB pages; docs/BENCHMARKS-ROUNDS.md, "Twenty-first round").
  */
 export function rssPartsMb(pid: number): RssParts {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");

@@ -127,7 +127,7 @@ const embeddedFromInstall: Plugin = {
  * (sources, dependencies, the lockfile, this builder) is still there and unchanged since the build began.
  * The stale ones are built in one esbuild run with an entry point each: the services share most of their
  * modules, which one run parses once (six bundles, byte for byte the same files: 0.5-0.75 s against
- * 1.2-1.4 s for six runs at once; docs/BENCHMARKS.md, "Thirteenth round").
+ * 1.2-1.4 s for six runs at once; docs/BENCHMARKS-ROUNDS.md, "Thirteenth round").
  */
 export async function bundleForLocalRun(
   services: readonly string[],

@@ -6,10 +6,10 @@ export const CONTAINER_MEMORY_MIB = 256;
  * the gateway's new space grew to 128 MB under load) and keeps what it touched: RSS under 1,000 active-orders
  * calls/s peaked at 335 MB (gateway) and 292 MB (orders), over the Kubernetes limit of 256Mi. Capped at
  * 16 MB semi-spaces: 223 and 203 MB, CPU per call within the noise; at 8 MB then, 200 and 195 MB for 12-18 %
- * more CPU per call (docs/BENCHMARKS.md, "Memory"). Measured again in the twentieth round (three A/Bs at
+ * more CPU per call (docs/BENCHMARKS-ROUNDS.md, "Fifth round"). Measured again in the twentieth round (three A/Bs at
  * 500 active-orders calls/s, 3 rounds each): 8 MB against 16 MB, RSS after the runs gateway 132–143
  * against 155–165 MB and orders 123–125 against 137–143 MB, CPU per call and p99 within the rounds'
- * spread (docs/BENCHMARKS.md, "Twentieth round").
+ * spread (docs/BENCHMARKS-ROUNDS.md, "Twentieth round").
  */
 const SEMI_SPACE_MB = 8;
 
@@ -21,7 +21,7 @@ const SEMI_SPACE_MB = 8;
  * factor"): 4.0 with a heap sized from this 24 GiB machine (4 GB), 1.3 with this cap, and 1.3 inside a
  * 256Mi container without it, where Node sizes the heap from the cgroup limit (heap_size_limit 259 MB).
  * The gateway held 47-51 MB of old space under 1,000 active-orders calls/s at 4.0 and 19 MB at 1.3.
- * `pnpm bench:ab` at 1,000 calls/s, 3 rounds (docs/BENCHMARKS.md, "Eleventh round"), RSS after the runs:
+ * `pnpm bench:ab` at 1,000 calls/s, 3 rounds (docs/BENCHMARKS-ROUNDS.md, "Eleventh round"), RSS after the runs:
  * gateway 199 → 141 MB with the cap, orders 181 → 138 MB; but 1.3 cost CPU in full collections (4-5
  * times as many): Connect JSON 1,514 → 1,885 µs per call, the hop's server 45.6 → 52.6 µs.
  */
@@ -49,7 +49,7 @@ export const NODE_FLAGS: readonly string[] = [
  * ms of CPU against 750-850 (1,080-1,320 against 550-580 ms three seconds later), and PGlite's initdb
  * 3.2 against 4.4 s; `pnpm start` from a clean checkout 5.5-5.9 s against 7.8-8.1 s, a later start
  * 1.9-2.0 against 2.6-2.9 s. The price is PGlite's speed once warm: 20,000 inserts and 20,000 point
- * selects 10-40 % slower, a scan ~70 % (docs/BENCHMARKS.md, "Thirteenth round"); a local stack's queries
+ * selects 10-40 % slower, a scan ~70 % (docs/BENCHMARKS-ROUNDS.md, "Thirteenth round"); a local stack's queries
  * are a developer's, and the benchmarks run PostgreSQL.
  */
 export const EMBEDDED_PGLITE_NODE_FLAGS: readonly string[] = ["--liftoff-only"];

@@ -39,7 +39,7 @@ export interface OutboxRelayOptions {
   /**
    * How long a published event is kept before the relay deletes it. Default 1 h; Infinity keeps every
    * event. Kept for ever, the table and its indexes grow with every order, and so does each VACUUM's
-   * index pass (17 ms at 1,000,000 events, docs/BENCHMARKS.md).
+   * index pass (17 ms at 1,000,000 events, docs/BENCHMARKS-ROUNDS.md).
    */
   publishedRetentionMs?: number;
   /** How often the relay deletes the events past their retention. Default 60 s. */

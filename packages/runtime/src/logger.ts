@@ -73,7 +73,7 @@ export function createLogger(opts: {
   // keeps running lengths, so lines go in as Buffers.
   // Synchronous: each 4 KiB goes out with write(2) on this thread, as pino's own default destination
   // does. Asynchronously, every write was a trip through libuv's thread pool and back: 1.7-2.3 µs of CPU
-  // per line against 1.0-1.2 µs (20,000 turns of 30 RPC lines each; docs/BENCHMARKS.md, "Fourteenth
+  // per line against 1.0-1.2 µs (20,000 turns of 30 RPC lines each; docs/BENCHMARKS-ROUNDS.md, "Fourteenth
   // round"). A stdout that blocks holds the writer as it would hold pino's default.
   // periodicFlush: sonic-boom's own timer, which flushes without queueing a callback. (Calling flush(cb)
   // on a timer added a "drain" listener each time, and under sustained load, when the buffer never

@@ -7,7 +7,7 @@ import { BinaryWriter } from "@bufbuild/protobuf/wire";
  * `Uint8Array`, doubled as the message grows, and copies the result out at the end. V8 keeps typed
  * arrays over 64 bytes off its heap: each costs ~700 ns to allocate (against ~20 ns for 64 bytes) and
  * is more work for the collector. A 1.2 KB list of orders took five such buffers and 21 µs to encode;
- * with this, 10 µs; the hop's 16-byte echo reply 630 → 125 ns (docs/BENCHMARKS.md, "Fourteenth round").
+ * with this, 10 µs; the hop's 16-byte echo reply 630 → 125 ns (docs/BENCHMARKS-ROUNDS.md, "Fourteenth round").
  *
  * Installed, the writers take their first buffer from here instead: one 64 KiB scratch buffer that a
  * new writer borrows. The bytes they return are still a copy (`finish()` slices), so a result never

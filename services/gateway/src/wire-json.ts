@@ -18,7 +18,7 @@ import {
  * A Connect JSON reply the gateway already holds as bytes (a WireReply: orders' active orders mapped on
  * the wire, wire-mapping.ts) was decoded into the app's message only to be written as JSON by
  * `toJsonString`: a quarter of the gateway's running time on a ListActiveOrders call over Connect JSON
- * (its windowed CPU profile, docs/profiles/active-gateway-connect.txt; docs/BENCHMARKS.md, "Eighteenth
+ * (its windowed CPU profile, docs/profiles/active-gateway-connect.txt; docs/BENCHMARKS-ROUNDS.md, "Eighteenth
  * round"). `wireJson` writes the same JSON from the bytes, byte for byte what `toJsonString(schema,
  * fromBinary(schema, bytes))` gives with the default options (services/gateway/test/wire-json.spec.ts
  * holds the two to the same bytes): field names in lowerCamelCase, in field-number order; proto3's

@@ -9,7 +9,7 @@ import { LENGTH_DELIMITED, readField, VARINT, wireField } from "./wire-fields.ts
  * The app's messages copy the internal ones field by field under the same names (mapping.ts), with other
  * field numbers and without the internal-only fields. Decoding an internal reply into objects, building
  * the app's message from them and encoding that again was a quarter of the gateway's running time on a
- * ListActiveOrders call over gRPC (its windowed CPU profile; docs/BENCHMARKS.md, "Seventeenth round").
+ * ListActiveOrders call over gRPC (its windowed CPU profile; docs/BENCHMARKS-ROUNDS.md, "Seventeenth round").
  * Mapped on the wire, `pnpm bench:ab` at 500 calls/s put the gateway's CPU per call at 730 → 467 µs over
  * gRPC and 629 → 570 µs over Connect JSON (medians of three rounds). A wire mapping makes the same bytes
  * from the internal reply's bytes: each field the app's message has is copied under its new number (a

@@ -10,7 +10,7 @@
  * tokens (WebCrypto) and looks up its database's host, so passwords.ts hashes on all threads but one
  * (here: one at a time), and a token refresh never waits behind a hash.
  *
- * Measured through the gateway on this 2-core machine (a bench stack; MB of 10⁶ bytes; docs/BENCHMARKS.md,
+ * Measured through the gateway on this 2-core machine (a bench stack; MB of 10⁶ bytes; docs/BENCHMARKS-ROUNDS.md,
  * "Twenty-first round"): identity's anonymous RSS after 12 sign-ins one at a time and then 8 at once,
  * 67.0–67.5 and 100.7–118.3 MB with libuv's 4 threads, 50.1–50.3 and 67.9–84.4 MB now; a refresh's
  * median with 2 sign-ins in flight 19.6 ms then, 10.7 ms now (8.1–10.5 alone). scrypt is CPU work and

@@ -76,7 +76,7 @@ export class PgCatalogRepository implements CatalogRepository {
   /**
    * The restaurant's row once, the asked-for items folded into a JSON array by PostgreSQL. A join (a row
    * per item, every restaurant column repeated on each) cost catalog more CPU per order to parse and map
-   * (docs/BENCHMARKS.md, twelfth round).
+   * (docs/BENCHMARKS-ROUNDS.md, twelfth round).
    */
   private buildWithItems() {
     const m = menuItems;

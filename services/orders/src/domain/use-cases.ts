@@ -45,7 +45,7 @@ export class Orders {
    * A new order is not looked up first: the insert finds a repeated request id (ON CONFLICT), and a retry
    * that can no longer be priced (the catalog down, the restaurant closed, an item gone) is answered from
    * the store before the error is, so every retry still gets its order. A new order saves a round trip to
-   * PostgreSQL; a retry, which is rare, asks the catalog first (docs/BENCHMARKS.md, "Thirteenth round").
+   * PostgreSQL; a retry, which is rare, asks the catalog first (docs/BENCHMARKS-ROUNDS.md, "Thirteenth round").
    */
   async placeOrder(input: PlaceOrderInput): Promise<Order> {
     validatePlaceOrder(input);

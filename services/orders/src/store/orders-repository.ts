@@ -20,7 +20,7 @@ const ACTIVE_LIMIT = 50;
  * statistics ANALYZE happened to sample: in 6 of 12 ANALYZE runs over the benchmark's data it planned
  * every call (0 generic, 12 custom plans after 12 executions), which doubled PostgreSQL's CPU per
  * call (~250 -> ~500 µs at 1,000 calls/s). As literals the estimate comes from the column's statistics
- * and the generic plan was kept in 12 of 12 (docs/BENCHMARKS.md, "Sixteenth round").
+ * and the generic plan was kept in 12 of 12 (docs/BENCHMARKS-ROUNDS.md, "Sixteenth round").
  */
 const ACTIVE_STATUS_LIST = sql.raw(
   ACTIVE_STATUSES.map((s) => {
@@ -143,7 +143,7 @@ export class PgOrdersRepository implements OrdersRepository {
    * One row per order, its lines folded into a JSON array by PostgreSQL, in line order. Joining the lines
    * instead (a row per line, every order column repeated on each: 15 rows of 20 columns for three orders
    * of five lines, each value parsed and mapped) took orders about twice the CPU for this read
-   * (docs/BENCHMARKS.md, twelfth round).
+   * (docs/BENCHMARKS-ROUNDS.md, twelfth round).
    */
   private buildActiveQuery() {
     return this.db
