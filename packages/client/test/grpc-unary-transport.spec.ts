@@ -280,6 +280,15 @@ describe("the request on the wire", () => {
     await echo(transport, "again", { header: [["User-Agent", "caller/2"]] });
     expect(s.requests[1]!.headers["user-agent"]).toBe("caller/2");
     expect(s.requests[1]!.headers["grpc-timeout"]).toBeUndefined();
+
+    // Any iterable of pairs, and a plain object as Headers would read it: names lower-cased, values
+    // trimmed, two spellings of one name joined.
+    await echo(transport, "map", { header: new Map([["X-Map", "m"]]) as unknown as HeadersInit });
+    expect(s.requests[2]!.headers["x-map"]).toBe("m");
+    await echo(transport, "record", { header: { "X-Twice": " a ", "x-twice": "b" } });
+    expect(s.requests[3]!.headers["x-twice"]).toBe(
+      new Headers({ "X-Twice": " a ", "x-twice": "b" }).get("x-twice"),
+    );
   });
 
   it("is what createClient sends unary calls with", async () => {
@@ -288,6 +297,10 @@ describe("the request on the wire", () => {
     try {
       expect((await client.echo({ message: "x" })).message).toBe("via client");
       expect(s.requests[0]!.headers["user-agent"]).toBe(USER_AGENT);
+      // The caller's headers, in any form connect accepts, arrive under lower-case names.
+      await client.echo({ message: "y" }, { headers: [["X-Caller", "c"]] });
+      await client.echo({ message: "z" }, { headers: new Headers({ "X-Caller": "d" }) });
+      expect(s.requests.slice(1).map((r) => r.headers["x-caller"])).toEqual(["c", "d"]);
     } finally {
       await closeClients();
     }
