@@ -22,3 +22,31 @@ describe("newRequestId", () => {
     expect(a.slice(0, 24)).not.toBe(b.slice(0, 24));
   });
 });
+
+describe("CallScope", () => {
+  it("is the call while its handler runs; after, keeps its ids and deadline, and a signal that never aborts", async () => {
+    const { CallScope } = await import("./call-context.ts");
+    const controller = new AbortController();
+    const call = { signal: controller.signal, deadline: 1234, requestId: "r-1", traceSpan: undefined };
+    const scope = new CallScope(call);
+    expect(scope.signal).toBe(controller.signal);
+    expect([scope.deadline, scope.requestId]).toEqual([1234, "r-1"]);
+    scope.end(undefined);
+    expect(scope.signal).not.toBe(controller.signal);
+    expect(scope.signal.aborted).toBe(false);
+    expect([scope.deadline, scope.requestId]).toEqual([1234, "r-1"]);
+    // The call's own signal aborting later does not reach work that outlived the handler.
+    controller.abort(new Error("late"));
+    expect(scope.signal.aborted).toBe(false);
+  });
+
+  it("keeps the call's signal after the handler when the call was cancelled", async () => {
+    const { CallScope } = await import("./call-context.ts");
+    const controller = new AbortController();
+    const scope = new CallScope({ signal: controller.signal, deadline: undefined, requestId: "r-2" });
+    controller.abort(new Error("deadline exceeded"));
+    scope.end(controller.signal);
+    expect(scope.signal.aborted).toBe(true);
+    expect((scope.signal.reason as Error).message).toBe("deadline exceeded");
+  });
+});

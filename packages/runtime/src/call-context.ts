@@ -22,6 +22,43 @@ export interface CallContext {
 
 const storage = new AsyncLocalStorage<CallContext>();
 
+/** A signal that never aborts: an ended call's, when it ended without being cancelled. */
+const NEVER_ABORTED = new AbortController().signal;
+
+/**
+ * What a call leaves in its async context (the store runInCall sets): its ids, its deadline, and the call
+ * itself only while its handler runs. Everything created inside the handler keeps the store alive with
+ * the async context it captured: promises, timers, and node's native handles (a client HTTP/2 stream, a
+ * socket write), which V8's young-generation collections cannot free before a full collection. Holding
+ * the whole call there (its stream, headers, request and context values) had those collections carry
+ * the call into the old generation; `end()` lets it go when the handler is done.
+ */
+export class CallScope implements CallContext {
+  readonly deadline: number | undefined;
+  readonly requestId: string;
+  readonly traceSpan: OpenSpan | undefined;
+  private call: CallContext | undefined;
+  private endedSignal: AbortSignal | undefined;
+
+  constructor(call: CallContext) {
+    this.call = call;
+    this.deadline = call.deadline;
+    this.requestId = call.requestId;
+    this.traceSpan = call.traceSpan;
+  }
+
+  /** The call's signal while its handler runs; after, aborted if the call was cancelled, else one that never aborts. */
+  get signal(): AbortSignal {
+    return this.call?.signal ?? this.endedSignal ?? NEVER_ABORTED;
+  }
+
+  /** The handler is done: keep only the ids, and the signal if it had aborted. */
+  end(abortedSignal?: AbortSignal): void {
+    this.call = undefined;
+    this.endedSignal = abortedSignal?.aborted ? abortedSignal : undefined;
+  }
+}
+
 /** The call being handled by the current async execution, if any. */
 export function currentCall(): CallContext | undefined {
   return storage.getStore();

@@ -5,7 +5,7 @@ import { gunzipSync, inflateSync } from "node:zlib";
 import { create, type DescMessage, type DescService, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import { newRequestId, runInCall } from "./call-context.ts";
+import { CallScope, newRequestId, runInCall } from "./call-context.ts";
 import { DispatchError, toWireStatus } from "./errors.ts";
 import {
   encodeGrpcMessage,
@@ -615,12 +615,15 @@ class ServerCall implements HandlerContext {
 
   private async runUnary(invoke: () => unknown): Promise<void> {
     let response: unknown;
+    const scope = new CallScope(this);
     try {
-      response = runInCall(this, invoke);
+      response = runInCall(scope, invoke);
       if (response instanceof Promise) response = await response;
     } catch (err) {
       this.failWith(err);
       return;
+    } finally {
+      scope.end(this.abortReason !== undefined ? this.signal : undefined);
     }
     if (this.finished) return;
     let bytes: Uint8Array;
@@ -636,8 +639,9 @@ class ServerCall implements HandlerContext {
   }
 
   private async runStreaming(invoke: () => unknown): Promise<void> {
+    const scope = new CallScope(this);
     try {
-      const responses = runInCall(this, invoke) as AsyncIterable<unknown>;
+      const responses = runInCall(scope, invoke) as AsyncIterable<unknown>;
       for await (const response of responses) {
         if (this.finished) break;
         const bytes = toBinary(this.entry.output, create(this.entry.output, response as never));
@@ -650,6 +654,8 @@ class ServerCall implements HandlerContext {
     } catch (err) {
       this.failWith(err);
       return;
+    } finally {
+      scope.end(this.abortReason !== undefined ? this.signal : undefined);
     }
     if (this.finished || !this.writable()) return;
     this.sendHeaders();

@@ -1,4 +1,4 @@
-export { type CallContext, currentCall, newRequestId, runInCall } from "./call-context.ts";
+export { type CallContext, CallScope, currentCall, newRequestId, runInCall } from "./call-context.ts";
 export {
   bool,
   ConfigError,

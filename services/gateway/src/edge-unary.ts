@@ -22,7 +22,7 @@ import { mergeNonProtocolHeaders } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { AppService } from "@dispatch/gen/dispatch/app/v1/app_pb.ts";
-import { frame, MessageReader, MessageTooLargeError, runInCall } from "@dispatch/runtime";
+import { CallScope, frame, MessageReader, MessageTooLargeError, runInCall } from "@dispatch/runtime";
 import { kUser } from "./app-rpc.ts";
 import { type EdgeCalls, header, type ObservedCall, timeoutOf } from "./edge-calls.ts";
 import { wireJson } from "./wire-json.ts";
@@ -192,7 +192,13 @@ export class EdgeUnary {
       const values = createContextValues().set(kUser, user).set(kWireReplies, true);
       const ctx = new EdgeContext(method, protocol, headers, call, values);
       reply.context = ctx;
-      const output = await runInCall(ctx, () => route.impl(request, ctx));
+      const scope = new CallScope(ctx);
+      let output: unknown;
+      try {
+        output = await runInCall(scope, () => route.impl(request, ctx));
+      } finally {
+        scope.end(ctx.signal);
+      }
       if (call.done) return;
       reply.ok(method, output instanceof WireReply ? output : create(method.output, output as never));
     } catch (err) {
@@ -201,7 +207,7 @@ export class EdgeUnary {
   }
 }
 
-/** The handler's view of a call on the lean path (connect's HandlerContext), and the call's context for runInCall. */
+/** The handler's view of a call on the lean path (connect's HandlerContext); runInCall gets a CallScope of it. */
 class EdgeContext implements HandlerContext {
   readonly service = AppService;
   readonly requestMethod = "POST";
