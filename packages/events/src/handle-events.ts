@@ -51,7 +51,11 @@ export function handleEventsWith(
       });
       try {
         const handled = call
-          ? await runInCall({ ...call, traceSpan: span }, () => handleOne(event))
+          ? await runInCall(
+              // Not a spread: the call's signal is a getter, which a spread would leave behind.
+              { signal: call.signal, deadline: call.deadline, requestId: call.requestId, traceSpan: span },
+              () => handleOne(event),
+            )
           : await handleOne(event);
         results[i] = { eventId: event.id, code: 0, duplicate: handled.duplicate };
         span.end(0);
