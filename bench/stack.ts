@@ -110,14 +110,17 @@ export async function startStack(root = defaultRoot): Promise<Stack> {
   });
   // The node flags the images run with, as the checkout being run sets them (bench/ab.ts runs an earlier one).
   const flagsFile = join(root, "packages/build/src/node-flags.ts");
-  const nodeFlags: readonly string[] = existsSync(flagsFile) ? (await import(flagsFile)).NODE_FLAGS : [];
+  const flagsModule = existsSync(flagsFile) ? await import(flagsFile) : undefined;
+  // A service's own flags where the checkout has them (nodeFlagsFor), else the flags every service runs with.
+  const nodeFlagsOf = (svc: string): readonly string[] =>
+    flagsModule?.nodeFlagsFor?.(svc) ?? flagsModule?.NODE_FLAGS ?? [];
   try {
     for (const svc of SERVICES) {
       // BENCH_CPU_PROF_DIR: every service writes a V8 CPU profile there when it stops (bench/profile.ts reads them).
       const prof = process.env.BENCH_CPU_PROF_DIR;
       // BENCH_NODE_FLAGS: more node flags for every service (e.g. --trace-gc with BENCH_LOG_DIR).
       const flags = [
-        ...nodeFlags,
+        ...nodeFlagsOf(svc),
         ...(prof ? ["--cpu-prof", "--cpu-prof-dir", prof, "--cpu-prof-name", `${svc}.cpuprofile`] : []),
         ...(process.env.BENCH_NODE_FLAGS?.split(" ").filter(Boolean) ?? []),
       ];

@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.ts";
-import { NODE_FLAGS } from "../packages/build/src/node-flags.ts";
+import { nodeFlagsFor } from "../packages/build/src/node-flags.ts";
 import { freePort } from "../packages/testing/src/service-process.ts";
 import { waitForPorts } from "../scripts/start-ports.ts";
 
@@ -120,7 +120,7 @@ async function measureService(svc: (typeof services)[number]): Promise<StartupRo
       const t0 = performance.now();
       const child: ChildProcess = spawn(
         process.execPath,
-        [...NODE_FLAGS, `services/${svc.service}/dist/main.mjs`],
+        [...nodeFlagsFor(svc.service), `services/${svc.service}/dist/main.mjs`],
         {
           cwd: root,
           env,

@@ -17,7 +17,7 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.ts";
 import { bundleForLocalRun } from "../packages/build/src/bundle.ts";
-import { EMBEDDED_PGLITE_NODE_FLAGS, NODE_FLAGS } from "../packages/build/src/node-flags.ts";
+import { EMBEDDED_PGLITE_NODE_FLAGS, nodeFlagsFor } from "../packages/build/src/node-flags.ts";
 import { busyPorts, socketsOn, waitForPorts } from "./start-ports.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -60,7 +60,7 @@ const children = new Map<string, ChildProcess>();
 let stopping = false;
 
 function startService(s: (typeof services)[number], bundle: string): ChildProcess {
-  const flags = s.db ? [...NODE_FLAGS, ...EMBEDDED_PGLITE_NODE_FLAGS] : NODE_FLAGS;
+  const flags = s.db ? [...nodeFlagsFor(s.name), ...EMBEDDED_PGLITE_NODE_FLAGS] : nodeFlagsFor(s.name);
   const child = spawn(process.execPath, [...flags, bundle], {
     cwd: root,
     stdio: "inherit",

@@ -7,7 +7,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { services } from "@dispatch/build/src/dockerfile.ts";
-import { NODE_FLAGS } from "@dispatch/build/src/node-flags.ts";
+import { nodeFlagsFor } from "@dispatch/build/src/node-flags.ts";
 import { CatalogService } from "@dispatch/gen/dispatch/catalog/v1/catalog_pb.ts";
 import { IdentityService } from "@dispatch/gen/dispatch/identity/v1/identity_pb.ts";
 import { NotificationsService } from "@dispatch/gen/dispatch/notifications/v1/notifications_pb.ts";
@@ -137,7 +137,7 @@ describe.each(services)("image of $service", (spec) => {
     expect(config.layers.slice(0, base.layers.length)).toEqual(base.layers);
     expect(added).toBeLessThanOrEqual(LAYER_LIMIT);
     expect(config.user).toBe("65532:65532");
-    expect(config.entrypoint).toEqual(["node", ...NODE_FLAGS, "/app/dist/main.mjs"]);
+    expect(config.entrypoint).toEqual(["node", ...nodeFlagsFor(spec.service), "/app/dist/main.mjs"]);
     expect(config.healthcheck).toEqual(["CMD", "node", "/app/dist/health-probe.mjs"]);
     expect(config.exposed.sort()).toEqual(spec.ports.map((p) => `${p}/tcp`).sort());
     expect(config.env.NODE_ENV).toBe("production");

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { NODE_FLAGS } from "./node-flags.ts";
+import { nodeFlagsFor } from "./node-flags.ts";
 
 /** The Dockerfile every service ships; `pnpm new-service` writes it for new services too. */
 export interface ImageSpec {
@@ -55,7 +55,7 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \\
   CMD ["node", "/app/dist/health-probe.mjs"]
 # node is PID 1: the service handles SIGTERM itself (drain, then exit 0) and exits on SIGINT.
 STOPSIGNAL SIGTERM
-ENTRYPOINT [${["node", ...NODE_FLAGS, "/app/dist/main.mjs"].map((arg) => JSON.stringify(arg)).join(", ")}]
+ENTRYPOINT [${["node", ...nodeFlagsFor(service), "/app/dist/main.mjs"].map((arg) => JSON.stringify(arg)).join(", ")}]
 `;
 }
 

@@ -29,7 +29,7 @@ const OLD_SPACE_MB = (CONTAINER_MEMORY_MIB * 3) / 4 - 3 * SEMI_SPACE_MB;
 
 /**
  * Node flags every service runs with, wherever it runs: the images' ENTRYPOINT, `pnpm start` and the
- * benchmarks' processes. `--heap-growing-percent=100` sets the old generation's multiple to 2.0, in the
+ * benchmarks' processes (with a service's own, nodeFlagsFor). `--heap-growing-percent=100` sets the old generation's multiple to 2.0, in the
  * pods as here: against 1.3, gateway 144 → 158 MB and orders 143 → 148 MB after the same A/B, for
  * Connect JSON 1,390 → 1,306 µs per call (gRPC 1,265 → 1,270) and the hop's server 52.4 → 48.4 µs
  * (48.0 with neither flag).
@@ -39,6 +39,28 @@ export const NODE_FLAGS: readonly string[] = [
   `--max-old-space-size=${OLD_SPACE_MB}`,
   "--heap-growing-percent=100",
 ];
+
+/**
+ * Flags a service runs with on top of NODE_FLAGS, wherever it runs (nodeFlagsFor).
+ *
+ * The gateway: no allocation-site pretenuring. V8 allocates objects from a site straight into the old
+ * generation once enough of them have outlived a scavenge; under the gateway's load that had sites of
+ * per-call objects pretenured, each call's garbage left for a full collection. ListActiveOrders at 1,000
+ * rps gRPC (2 x 20 s, `--trace-gc-nvp`): gateway mark-compacts in 46 s 24 / 28 / 24 / 24 with it, 15 / 14
+ * without; promoted 5.5-6.1 against 4.2 KB a call; orders unchanged (29-30), so it is not set there.
+ * Nor on the platform's hop server (bench/run.ts): 12 alternating pairs of the platform echo server at
+ * h2load -c 10 -m 10, 8 s each, median 24.7k req/s with pretenuring and 22.2k without (7 pairs lower,
+ * 5 higher). docs/BENCHMARKS-ROUNDS.md, "Twenty-fourth round".
+ */
+const SERVICE_NODE_FLAGS: Readonly<Record<string, readonly string[]>> = {
+  gateway: ["--no-allocation-site-pretenuring"],
+};
+
+/** NODE_FLAGS and the service's own (SERVICE_NODE_FLAGS): what `service` runs with. */
+export function nodeFlagsFor(service: string): readonly string[] {
+  const own = SERVICE_NODE_FLAGS[service];
+  return own ? [...NODE_FLAGS, ...own] : NODE_FLAGS;
+}
 
 /**
  * Added where a process runs embedded PGlite (`pnpm start`'s services with a database, and the step that
