@@ -1,0 +1,91 @@
+/**
+ * `pnpm bench:gc [checkout]`: what V8's garbage collector does in the gateway and in orders while
+ * ListActiveOrders runs through the stack: the stack of this checkout's bundles (or another's, bundled,
+ * as for `pnpm bench:ab`) with `--trace-gc-nvp`, 15 s at the rate to warm the path up (V8 compiles it in
+ * the first ~10,000 calls), then two runs whose collections are counted: scavenges and their pauses, the
+ * bytes a scavenge promotes to the old generation per call, and the full collections (mark-compacts) that
+ * the promoted bytes bring on. Prints a table; writes nothing. Env: BENCH_GC_RPS (default 1000),
+ * BENCH_GC_PROTOCOL (grpc or connect, default grpc), BENCH_FIXED_S (seconds per counted run, default 20).
+ */
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { activeRun, call, type Point, seed, signIn } from "./mobile.ts";
+import { startStack } from "./stack.ts";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const checkout = resolve(process.argv[2] ?? root);
+const rps = Number(process.env.BENCH_GC_RPS ?? 1000);
+const protocol = (process.env.BENCH_GC_PROTOCOL ?? "grpc") as "grpc" | "connect";
+const seconds = Number(process.env.BENCH_FIXED_S ?? 20);
+const services = ["gateway", "orders"] as const;
+
+const logDir = mkdtempSync(join(tmpdir(), "dispatch-bench-gc-"));
+process.env.BENCH_LOG_DIR = logDir;
+process.env.BENCH_NODE_FLAGS = [process.env.BENCH_NODE_FLAGS, "--trace-gc-nvp"].filter(Boolean).join(" ");
+
+interface Collection {
+  kind: "scavenge" | "full";
+  pauseMs: number;
+  promoted: number;
+}
+
+/** The collections a service's log (node's stdout) reports between two byte offsets. */
+function collections(svc: string, from: number, to: number): Collection[] {
+  const text = readFileSync(join(logDir, `${svc}.log`))
+    .subarray(from, to)
+    .toString();
+  const out: Collection[] = [];
+  for (const line of text.split("\n")) {
+    const m = / pause=([\d.]+) .*?gc=(\w+)/.exec(line);
+    if (!m) continue;
+    const promoted = / promoted=(\d+)/.exec(line);
+    out.push({
+      kind: m[2] === "s" ? "scavenge" : "full",
+      pauseMs: Number(m[1]),
+      promoted: promoted ? Number(promoted[1]) : 0,
+    });
+  }
+  return out;
+}
+
+const size = (svc: string) => statSync(join(logDir, `${svc}.log`)).size;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+const p90 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * 0.9)] ?? 0;
+
+const stack = await startStack(checkout);
+try {
+  const email = `gc-${process.pid}@example.com`;
+  await call(stack.gatewayUrl, "SignUp", { email, password: "bench-password-1", displayName: "GC" });
+  seed(stack, (await signIn(stack.gatewayUrl, email)).userId);
+  console.error(`warming up: ${rps} rps for 15 s`);
+  await activeRun(stack, email, protocol, rps, 15);
+  const from = Object.fromEntries(services.map((s) => [s, size(s)]));
+  const points: Point[] = [];
+  for (let i = 0; i < 2; i++) {
+    const p = await activeRun(stack, email, protocol, rps, seconds);
+    console.error(
+      `run ${i + 1}: ${p.requests} calls, p50 ${p.p50Ms} ms, p99 ${p.p99Ms} ms, ${p.errors} errors`,
+    );
+    points.push(p);
+  }
+  // Let node write out what the last collections printed.
+  await new Promise((r) => setTimeout(r, 500));
+  const calls = points.reduce((a, p) => a + p.requests, 0);
+  const rows = services.map((svc) => {
+    const cs = collections(svc, from[svc]!, size(svc));
+    const sc = cs.filter((c) => c.kind === "scavenge");
+    const full = cs.filter((c) => c.kind === "full");
+    const pauses = sc.map((c) => c.pauseMs);
+    return `| ${svc} | ${sc.length} | ${median(pauses).toFixed(1)} | ${p90(pauses).toFixed(1)} | ${Math.round(pauses.reduce((a, b) => a + b, 0))} | ${Math.round(sc.reduce((a, c) => a + c.promoted, 0) / calls)} | ${full.length} | ${Math.round(full.reduce((a, c) => a + c.pauseMs, 0))} |`;
+  });
+  console.log(`ListActiveOrders, ${protocol === "grpc" ? "gRPC, h2c" : "Connect JSON, HTTP/1.1"}, ${rps} rps, 2 × ${seconds} s (${calls} calls, and the warm-and-settle time between runs), ${checkout}
+
+| service | scavenges | pause median ms | p90 ms | all ms | promoted B/call | mark-compacts | their pauses ms |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+${rows.join("\n")}`);
+} finally {
+  await stack.stop();
+  rmSync(logDir, { recursive: true, force: true });
+}
