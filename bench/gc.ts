@@ -51,8 +51,7 @@ function collections(svc: string, from: number, to: number): Collection[] {
 }
 
 const size = (svc: string) => statSync(join(logDir, `${svc}.log`)).size;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
-const p90 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * 0.9)] ?? 0;
+const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * q)] ?? 0;
 
 const stack = await startStack(checkout);
 try {
@@ -78,7 +77,7 @@ try {
     const sc = cs.filter((c) => c.kind === "scavenge");
     const full = cs.filter((c) => c.kind === "full");
     const pauses = sc.map((c) => c.pauseMs);
-    return `| ${svc} | ${sc.length} | ${median(pauses).toFixed(1)} | ${p90(pauses).toFixed(1)} | ${Math.round(pauses.reduce((a, b) => a + b, 0))} | ${Math.round(sc.reduce((a, c) => a + c.promoted, 0) / calls)} | ${full.length} | ${Math.round(full.reduce((a, c) => a + c.pauseMs, 0))} |`;
+    return `| ${svc} | ${sc.length} | ${quantile(pauses, 0.5).toFixed(1)} | ${quantile(pauses, 0.9).toFixed(1)} | ${Math.round(pauses.reduce((a, b) => a + b, 0))} | ${Math.round(sc.reduce((a, c) => a + c.promoted, 0) / calls)} | ${full.length} | ${Math.round(full.reduce((a, c) => a + c.pauseMs, 0))} |`;
   });
   console.log(`ListActiveOrders, ${protocol === "grpc" ? "gRPC, h2c" : "Connect JSON, HTTP/1.1"}, ${rps} rps, 2 × ${seconds} s (${calls} calls, and the warm-and-settle time between runs), ${checkout}
 

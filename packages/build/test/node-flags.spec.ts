@@ -1,8 +1,9 @@
 import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
+import { services } from "../src/dockerfile.ts";
 import { NODE_FLAGS, nodeFlagsFor } from "../src/node-flags.ts";
 
-const SERVICES = ["identity", "catalog", "orders", "payments", "notifications", "gateway"];
+const SERVICES = services.map((s) => s.service);
 
 describe("node flags", () => {
   it("gives every service the common flags, and the gateway no allocation-site pretenuring besides", () => {
