@@ -3,9 +3,12 @@
  * ListActiveOrders runs through the stack: the stack of this checkout's bundles (or another's, bundled,
  * as for `pnpm bench:ab`) with `--trace-gc-nvp`, 15 s at the rate to warm the path up (V8 compiles it in
  * the first ~10,000 calls), then two runs whose collections are counted: scavenges and their pauses, the
- * bytes a scavenge promotes to the old generation per call, and the full collections (mark-compacts) that
- * the promoted bytes bring on. Prints a table; writes nothing. Env: BENCH_GC_RPS (default 1000),
- * BENCH_GC_PROTOCOL (grpc or connect, default grpc), BENCH_FIXED_S (seconds per counted run, default 20).
+ * bytes a scavenge keeps in the young generation per call and the share of them the next scavenge promotes
+ * (a call lasts milliseconds, so what is still there ~100 ms later is held by old objects, live or already
+ * dead: docs/BENCHMARKS-ROUNDS.md, twenty-fifth round), the bytes promoted to the old generation per call,
+ * and the full collections (mark-compacts) that the promoted bytes bring on. Prints a table; writes nothing.
+ * Env: BENCH_GC_RPS (default 1000), BENCH_GC_PROTOCOL (grpc or connect, default grpc), BENCH_FIXED_S
+ * (seconds per counted run, default 20).
  */
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -29,6 +32,10 @@ interface Collection {
   kind: "scavenge" | "full";
   pauseMs: number;
   promoted: number;
+  /** What the scavenge kept in the young generation (`new_space_survived`). */
+  kept: number;
+  /** V8's `promotion_rate`: the share of what the scavenge before kept that this one promoted, in %. */
+  promotionRate: number;
 }
 
 /** The collections a service's log (node's stdout) reports between two byte offsets. */
@@ -40,11 +47,13 @@ function collections(svc: string, from: number, to: number): Collection[] {
   for (const line of text.split("\n")) {
     const m = / pause=([\d.]+) .*?gc=(\w+)/.exec(line);
     if (!m) continue;
-    const promoted = / promoted=(\d+)/.exec(line);
+    const field = (name: string) => Number(new RegExp(` ${name}=([\\d.]+)`).exec(line)?.[1] ?? 0);
     out.push({
       kind: m[2] === "s" ? "scavenge" : "full",
       pauseMs: Number(m[1]),
-      promoted: promoted ? Number(promoted[1]) : 0,
+      promoted: field("promoted"),
+      kept: field("new_space_survived"),
+      promotionRate: field("promotion_rate"),
     });
   }
   return out;
@@ -77,12 +86,17 @@ try {
     const sc = cs.filter((c) => c.kind === "scavenge");
     const full = cs.filter((c) => c.kind === "full");
     const pauses = sc.map((c) => c.pauseMs);
-    return `| ${svc} | ${sc.length} | ${quantile(pauses, 0.5).toFixed(1)} | ${quantile(pauses, 0.9).toFixed(1)} | ${Math.round(pauses.reduce((a, b) => a + b, 0))} | ${Math.round(sc.reduce((a, c) => a + c.promoted, 0) / calls)} | ${full.length} | ${Math.round(full.reduce((a, c) => a + c.pauseMs, 0))} |`;
+    // What a scavenge keeps, and how much of it the next one promotes (a scavenge right after a full
+    // collection has nothing to promote: the full collection emptied the young generation).
+    const rates = cs.flatMap((c, i) =>
+      c.kind === "scavenge" && cs[i - 1]?.kind === "scavenge" ? [c.promotionRate] : [],
+    );
+    return `| ${svc} | ${sc.length} | ${quantile(pauses, 0.5).toFixed(1)} | ${quantile(pauses, 0.9).toFixed(1)} | ${Math.round(pauses.reduce((a, b) => a + b, 0))} | ${Math.round(sc.reduce((a, c) => a + c.kept, 0) / calls)} | ${quantile(rates, 0.5).toFixed(1)} | ${Math.round(sc.reduce((a, c) => a + c.promoted, 0) / calls)} | ${full.length} | ${Math.round(full.reduce((a, c) => a + c.pauseMs, 0))} |`;
   });
   console.log(`ListActiveOrders, ${protocol === "grpc" ? "gRPC, h2c" : "Connect JSON, HTTP/1.1"}, ${rps} rps, 2 × ${seconds} s (${calls} calls, and the warm-and-settle time between runs), ${checkout}
 
-| service | scavenges | pause median ms | p90 ms | all ms | promoted B/call | mark-compacts | their pauses ms |
-| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+| service | scavenges | pause median ms | p90 ms | all ms | kept B/call | of it promoted at the next scavenge, median % | promoted B/call | mark-compacts | their pauses ms |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 ${rows.join("\n")}`);
 } finally {
   await stack.stop();
