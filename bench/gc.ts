@@ -45,15 +45,16 @@ function collections(svc: string, from: number, to: number): Collection[] {
     .toString();
   const out: Collection[] = [];
   for (const line of text.split("\n")) {
-    const m = / pause=([\d.]+) .*?gc=(\w+)/.exec(line);
-    if (!m) continue;
-    const field = (name: string) => Number(new RegExp(` ${name}=([\\d.]+)`).exec(line)?.[1] ?? 0);
+    const kind = / gc=(\w+)/.exec(line)?.[1];
+    if (!kind) continue;
+    // Every numeric `name=value` of the line (`promotion_rate=99.4%` reads as 99.4).
+    const field = new Map([...line.matchAll(/ (\w+)=([\d.]+)/g)].map(([, k, v]) => [k, Number(v)]));
     out.push({
-      kind: m[2] === "s" ? "scavenge" : "full",
-      pauseMs: Number(m[1]),
-      promoted: field("promoted"),
-      kept: field("new_space_survived"),
-      promotionRate: field("promotion_rate"),
+      kind: kind === "s" ? "scavenge" : "full",
+      pauseMs: field.get("pause") ?? 0,
+      promoted: field.get("promoted") ?? 0,
+      kept: field.get("new_space_survived") ?? 0,
+      promotionRate: field.get("promotion_rate") ?? 0,
     });
   }
   return out;
