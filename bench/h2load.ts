@@ -14,6 +14,48 @@ export interface LoadResult {
   p50Ms: number;
   p90Ms: number;
   p99Ms: number;
+  /**
+   * Evenly spaced fixed-rate runs only: each call's latency counted from when the rate had it leave
+   * (`fromSchedule`), not from when h2load sent it, and how late h2load sent it (`sentLateP99Ms`). See
+   * `fromSchedule()`.
+   */
+  fromSchedule?: { p50Ms: number; p90Ms: number; p99Ms: number };
+  sentLateP99Ms?: number;
+}
+
+/**
+ * A fixed rate's calls counted from when they were due, not from when they left. h2load's log times a
+ * call from its send, and it sends a due call only when its client has a free stream (gRPC: `-m` a
+ * connection) or connection (HTTP/1.1: one call at a time): a call that waited for one does not count its
+ * wait. Its clients' schedules are not in the log, so the schedule is rebuilt from the rate: the calls
+ * sorted by send, the k-th due k/rate after the first, the whole schedule shifted to the earliest
+ * call's place (the call that left least late is taken as on time). A call's lateness is then its send
+ * less its due time, and its latency from the schedule that lateness plus its time in h2load's log: what
+ * a caller at that rate waits (as `bench/driver.ts` measures place order). Where h2load never waits for a
+ * stream or a connection, lateness is its own timers' slack on the shared cores, and the rebuilt
+ * schedule's own error: the calls of two clients that leave in the same millisecond.
+ *
+ * `calls`: [send time µs, duration µs] of the measured calls. Quantiles in ms.
+ */
+export function fromSchedule(
+  calls: readonly (readonly [number, number])[],
+  rps: number,
+): { p50Ms: number; p90Ms: number; p99Ms: number; sentLateP99Ms: number } {
+  const sorted = [...calls].sort((a, b) => a[0] - b[0]);
+  const behind = sorted.map(([start], k) => start - (k * 1e6) / rps);
+  const onTime = behind.reduce((a, b) => Math.min(a, b), Number.POSITIVE_INFINITY);
+  const late = behind.map((b) => b - onTime);
+  const waited = sorted.map(([, us], k) => us + late[k]!);
+  const q = (xs: number[], f: number) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return (s[Math.min(s.length - 1, Math.floor(f * s.length))] ?? Number.NaN) / 1000;
+  };
+  return {
+    p50Ms: q(waited, 0.5),
+    p90Ms: q(waited, 0.9),
+    p99Ms: q(waited, 0.99),
+    sentLateP99Ms: q(late, 0.99),
+  };
 }
 
 /** A gRPC unary request body as h2load sends it: 5-byte frame header + protobuf bytes. */
@@ -116,6 +158,7 @@ export async function h2load(opts: {
       .filter(([start, , us]) => Number.isFinite(start) && Number.isFinite(us));
     let requests = Number(done[2]);
     let succeeded = Number(done[3]);
+    let schedule: ReturnType<typeof fromSchedule> | undefined;
     if (even && log.length > 0) {
       const from =
         log.reduce((min, [start]) => Math.min(min, start), Number.POSITIVE_INFINITY) + warmupS * 1e6;
@@ -129,6 +172,10 @@ export async function h2load(opts: {
         Math.min(log.filter(([, status]) => status >= 200 && status < 400).length, requests - failures),
       );
       reqPerSec = (requests * 1e6) / Math.max(1, until - from);
+      schedule = fromSchedule(
+        log.map(([start, , us]) => [start, us] as const),
+        totalRps,
+      );
     }
     const latencies = log.map(([, , us]) => us / 1000).sort((a, b) => a - b);
     const at = (q: number) =>
@@ -141,6 +188,12 @@ export async function h2load(opts: {
       p50Ms: at(0.5),
       p90Ms: at(0.9),
       p99Ms: at(0.99),
+      ...(schedule
+        ? {
+            fromSchedule: { p50Ms: schedule.p50Ms, p90Ms: schedule.p90Ms, p99Ms: schedule.p99Ms },
+            sentLateP99Ms: schedule.sentLateP99Ms,
+          }
+        : {}),
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -3,14 +3,14 @@ import { fixedS, type MobileReport, mobile, type Point, placeWarmupS, stepS } fr
 
 const ms = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : "–");
 const HEAD =
-  "| protocol | calls leave | target rps | achieved req/s | requests | errors | p50 ms | p90 ms | p99 ms |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |";
+  "| protocol | calls leave | target rps | achieved req/s | requests | errors | p50 ms | p90 ms | p99 ms | p99 from schedule ms | sent late, p99 ms |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |";
 const ARRIVALS = { even: "evenly spaced", bursts: "in bursts" } as const;
 const rows = (points: Point[]) =>
   [
     HEAD,
     ...points.map(
       (p) =>
-        `| ${p.protocol} | ${p.arrivals ? ARRIVALS[p.arrivals] : "evenly spaced"} | ${p.targetRps} | ${p.achievedRps} | ${p.requests} | ${p.errors}${p.errorCodes ? ` (${p.errorCodes})` : ""} | ${ms(p.p50Ms)} | ${ms(p.p90Ms)} | ${ms(p.p99Ms)} |`,
+        `| ${p.protocol} | ${p.arrivals ? ARRIVALS[p.arrivals] : "evenly spaced"} | ${p.targetRps} | ${p.achievedRps} | ${p.requests} | ${p.errors}${p.errorCodes ? ` (${p.errorCodes})` : ""} | ${ms(p.p50Ms)} | ${ms(p.p90Ms)} | ${ms(p.p99Ms)} | ${p.fromSchedule ? ms(p.fromSchedule.p99Ms) : "–"} | ${p.sentLateP99Ms === undefined ? "–" : ms(p.sentLateP99Ms)} |`,
     ),
   ].join("\n");
 
@@ -70,13 +70,23 @@ calls leave **in bursts**, one call from every client within ~100 µs, then noth
 s: 10 (gRPC) or 20 (HTTP/1.1) calls at once every 20 or 40 ms at 500 rps. The fixed runs are made both
 ways; the bar is held against the even one, the step searches are even (\`bench/h2load.ts\`).
 
+h2load times a call from when it sends it, and sends a due call only when its client has a free stream
+(gRPC) or connection (HTTP/1.1): a call that waited for one does not count its wait. For the evenly spaced
+runs the tables therefore also give p99 **from schedule**: each call counted from when the rate had it
+leave (the schedule rebuilt from the rate, as h2load's log has no client; \`fromSchedule\` in
+\`bench/h2load.ts\`), and how late h2load **sent** the calls (p99). When nothing waits for a stream or a
+connection, the lateness is h2load's own timers on the shared cores and the rebuilt schedule's error, a few
+milliseconds; place order's driver already counts every call from its schedule. The 500 rps bar is held
+against h2load's p99 (the issue's measure), with the figure from schedule beside it; since the
+twenty-sixth round the step searches, the floor's included, stop on the p99 from schedule.
+
 ${rows([...r.activeFixed, ...r.activeBursts])}
 
-Step search (stops at the first step whose p99 exceeds 50 ms, that has an error, or that falls 5 % short of its rate):
+Step search (stops at the first step whose p99 from schedule exceeds 50 ms, that has an error, or that falls 5 % short of its rate):
 
 ${rows(r.activeSteps)}
 
-Highest rate with p99 ≤ 50 ms: ${best.map(([p, b]) => `${p} **${b} rps**`).join("; ")}.
+Highest rate with p99 from schedule ≤ 50 ms: ${best.map(([p, b]) => `${p} **${b} rps**`).join("; ")}.
 
 ### The floor: what this machine allows on the active-orders path
 
@@ -93,7 +103,7 @@ Step search:
 
 ${rows(r.floorSteps)}
 
-Highest rate with p99 ≤ 50 ms: **${r.floorBest} rps**. CPU per call at 500 rps: ${Object.entries(
+Highest rate with p99 from schedule ≤ 50 ms: **${r.floorBest} rps**. CPU per call at 500 rps: ${Object.entries(
     r.floorFixed.cpuUsPerCall ?? {},
   )
     .map(([k, v]) => `${k} ${v} µs`)
@@ -138,9 +148,9 @@ the node binary's pages, shared by every process that runs it (see "Start-up and
 
 | figure | bar | this run | | the floor, same run |
 | --- | --- | --- | --- | --- |
-| active orders at 500 rps, calls evenly spaced | p99 ≤ 10 ms, 0 errors | ${r.activeFixed.map((p) => `${p.protocol}: p99 ${ms(p.p99Ms)} ms, ${p.errors} errors`).join("; ")} | ${bar(fixedOk)} | p99 ${ms(r.floorFixed.p99Ms)} ms, ${r.floorFixed.errors} errors |
+| active orders at 500 rps, calls evenly spaced | p99 ≤ 10 ms, 0 errors | ${r.activeFixed.map((p) => `${p.protocol}: p99 ${ms(p.p99Ms)} ms (from schedule ${p.fromSchedule ? ms(p.fromSchedule.p99Ms) : "–"}), ${p.errors} errors`).join("; ")} | ${bar(fixedOk)} | p99 ${ms(r.floorFixed.p99Ms)} ms (from schedule ${r.floorFixed.fromSchedule ? ms(r.floorFixed.fromSchedule.p99Ms) : "–"}), ${r.floorFixed.errors} errors |
 | (the same, calls in h2load's bursts) | | ${r.activeBursts.map((p) => `${p.protocol}: p99 ${ms(p.p99Ms)} ms, ${p.errors} errors`).join("; ")} | | p99 ${ms(r.floorBursts.p99Ms)} ms, ${r.floorBursts.errors} errors |
-| active orders, highest rate with p99 ≤ 50 ms | ≥ 3,000 rps | ${best.map(([p, b]) => `${p}: ${b}`).join("; ")} | ${bar(bestOk)} | ${r.floorBest} rps |
+| active orders, highest rate with p99 (from schedule) ≤ 50 ms | ≥ 3,000 rps | ${best.map(([p, b]) => `${p}: ${b}`).join("; ")} | ${bar(bestOk)} | ${r.floorBest} rps |
 | place order at 200 rps | p99 ≤ 25 ms, 0 errors | p99 ${ms(r.placeFixed.p99Ms)} ms, ${r.placeFixed.errors} errors | ${bar(placeOk)} | active orders' floor at 200 rps (a part of place order's path): p99 ${ms(r.floorAt200.p99Ms)} ms |
 | RSS idle, per service | ≤ 60 MB | max ${Math.max(...Object.values(r.rssIdle))} MB | ${bar(idleOk)} | |
 | RSS under active orders, per service | ≤ 120 MB | max ${Math.max(...Object.values(r.rssLoaded))} MB | ${bar(loadedOk)} | |

@@ -1,7 +1,7 @@
 import { execFileSync } from "node:child_process";
 import http2 from "node:http2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { h2load } from "../bench/h2load.ts";
+import { fromSchedule, h2load } from "../bench/h2load.ts";
 
 const hasH2load = (() => {
   try {
@@ -17,6 +17,8 @@ const hasH2load = (() => {
  * them, and bursts (calls less than 1 ms apart; evenly spaced, they are 4 ms apart here).
  */
 let arrivals: number[] = [];
+/** How long the server takes to answer a call. */
+let delayMs = 0;
 function shape() {
   const t = [...arrivals].sort((a, b) => a - b);
   const gaps = t.slice(1).map((v, i) => v - t[i]!);
@@ -31,6 +33,33 @@ function shape() {
   };
 }
 
+describe("bench/h2load.ts: a fixed rate's calls counted from their schedule", () => {
+  // 1,000 calls at 1,000 a second, each answered in 1 ms.
+  const even = Array.from({ length: 1000 }, (_, k) => [1_000_000 + k * 1000, 1000] as const);
+
+  it("finds no lateness in calls sent on time, whatever the schedule's phase", () => {
+    for (const shift of [0, 5000, 123_456]) {
+      const r = fromSchedule(
+        even.map(([t, us]) => [t + shift, us] as const),
+        1000,
+      );
+      expect(r.sentLateP99Ms).toBe(0);
+      expect(r.p99Ms).toBe(1);
+    }
+  });
+
+  it("counts the wait of calls held back, though each took 1 ms once sent", () => {
+    // Calls 500–599 were due 1 ms apart but all left with call 600 (waiting for a free connection): the
+    // count and so the rate are unchanged, and h2load's own log still says 1 ms for every call.
+    const held = even.map(([t, us], k) => [k >= 500 && k < 600 ? even[600]![0] : t, us] as const);
+    const r = fromSchedule(held, 1000);
+    expect(r.sentLateP99Ms).toBeGreaterThanOrEqual(90);
+    expect(r.sentLateP99Ms).toBeLessThanOrEqual(100);
+    expect(r.p99Ms).toBeGreaterThanOrEqual(91);
+    expect(r.p50Ms).toBe(1);
+  });
+});
+
 let server: http2.Http2Server;
 let url: string;
 beforeAll(async () => {
@@ -38,7 +67,8 @@ beforeAll(async () => {
   server.on("stream", (stream) => {
     arrivals.push(Number(process.hrtime.bigint() / 1000n));
     stream.on("data", () => {});
-    stream.on("end", () => {
+    stream.on("end", async () => {
+      if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
       stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
       stream.once("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
       stream.end(Buffer.from([0, 0, 0, 0, 0]));
@@ -88,5 +118,23 @@ describe.skipIf(!hasH2load)("bench/h2load.ts: how a fixed rate's calls leave", (
     expect(r.succeeded).toBe(r.requests);
     expect(r.reqPerSec).toBeGreaterThan(225);
     expect(r.reqPerSec).toBeLessThan(275);
+  });
+
+  it("counts from the schedule the calls a client could not send for want of a free stream", async () => {
+    // 10 clients at 25 calls a second, one stream each: a call is due every 40 ms on each client.
+    const oneStream = { ...load, streams: 1, arrivals: "even" as const };
+    delayMs = 20;
+    const fits = await h2load({ url, ...oneStream });
+    // Answered in 20 ms, each call is done before the client's next is due: nothing waits.
+    expect(fits.fromSchedule!.p99Ms).toBeLessThan(fits.p99Ms + 15);
+    expect(fits.sentLateP99Ms!).toBeLessThan(15);
+    delayMs = 60;
+    const held = await h2load({ url, ...oneStream });
+    delayMs = 0;
+    // Answered in 60 ms, a client sends every 60 ms instead of 40: h2load's own figure stays at the
+    // server's 60 ms while the calls fall further behind their schedule, by ~0.3 s a second.
+    expect(held.p99Ms).toBeLessThan(100);
+    expect(held.sentLateP99Ms!).toBeGreaterThan(300);
+    expect(held.fromSchedule!.p99Ms).toBeGreaterThan(held.p99Ms + 300);
   });
 });
