@@ -143,8 +143,8 @@ describe.skipIf(!hasH2load)("bench/h2load.ts: how a fixed rate's calls leave", (
     delayMs = 20;
     const fits = await h2load({ url, ...oneStream });
     // Answered in 20 ms, each call is done before the client's next is due: nothing waits.
-    expect(fits.fromSchedule!.p99Ms).toBeLessThan(fits.p99Ms + 15);
-    expect(fits.sentLateP99Ms!).toBeLessThan(15);
+    expect(fits.fromSchedule!.p99Ms).toBeLessThan(fits.p99Ms + 30);
+    expect(fits.sentLateP99Ms!).toBeLessThan(30);
     delayMs = 60;
     const held = await h2load({ url, ...oneStream });
     delayMs = 0;
