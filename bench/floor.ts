@@ -7,7 +7,7 @@
  * cannot be met by any Node service on this path here.
  */
 import http2 from "node:http2";
-import { h2load, loadShape } from "./h2load.ts";
+import { h2load } from "./h2load.ts";
 import type { Arrivals, Point } from "./mobile.ts";
 import { startEchoServer } from "./servers/start.ts";
 import { cpuPerCall, cpuSeconds, type Stack } from "./stack.ts";
@@ -62,13 +62,13 @@ export async function startFloor(
   const pids = { edge: edge.child.pid!, backend: backend.child.pid! };
   return {
     async run(rps, durationS, arrivals = "even") {
-      const { clients, streams } = loadShape("grpc", rps, arrivals);
+      const clients = 10;
       const before = cpuSeconds({ pids });
       const result = await h2load({
         url: `http://127.0.0.1:${edge.port}/dispatch.app.v1.AppService/ListActiveOrders`,
         body: opts.requestBody,
         clients,
-        streams,
+        streams: 10,
         rps: rps / clients,
         durationS,
         warmupS: 2,

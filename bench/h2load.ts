@@ -58,33 +58,6 @@ export function fromSchedule(
   };
 }
 
-/**
- * How many calls h2load may have in flight on one connection (HTTP/1.1: one; h2c: its streams, `-m`) and
- * how many connections it opens, for a fixed rate: evenly spaced runs give every connection at most
- * 10 calls a second (HTTP/1.1) or a stream for every 10 calls a second (h2c, 10 connections), so that a
- * due call finds a free connection or stream until the calls before it have taken 100 ms, twice the step
- * searches' limit. Fewer, and h2load holds due calls back and does not count their wait (`fromSchedule`).
- * A connection at 40 calls a second, as up to the twenty-fifth round, held them back past 25 ms: at 1,000
- * Connect JSON calls a second, h2load sent the calls up to 26–43 ms late (p99), against 11–17 ms with
- * 100 connections, at the same CPU per call (twenty-sixth round). Runs in bursts keep the earlier
- * shapes (20–200 HTTP/1.1 connections at 40 calls a second; 10 × 10 streams), whose bursts they show.
- */
-export function loadShape(
-  protocol: "connect" | "grpc",
-  rps: number,
-  arrivals: "even" | "bursts",
-): { clients: number; streams: number } {
-  if (protocol === "connect")
-    return {
-      clients:
-        arrivals === "even"
-          ? Math.max(20, Math.ceil(rps / 10))
-          : Math.max(20, Math.min(200, Math.ceil(rps / 40))),
-      streams: 1,
-    };
-  return { clients: 10, streams: arrivals === "even" ? Math.max(10, Math.ceil(rps / 100)) : 10 };
-}
-
 /** A gRPC unary request body as h2load sends it: 5-byte frame header + protobuf bytes. */
 export function grpcBody(message: Uint8Array): Buffer {
   const b = Buffer.alloc(5 + message.length);

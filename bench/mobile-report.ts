@@ -61,21 +61,17 @@ asked about four times a second per limit, not once a call). The load generator 
 
 ### Active orders: ListActiveOrders through the gateway → orders → PostgreSQL
 
-h2load \`--rps\` (a fixed rate per connection; gRPC: 10 connections, each with a stream for every 10 calls a
-second, at least 10; HTTP/1.1: one request at a time per connection, a connection for every 10 calls a second,
-at least 20; so that no due call waits for a stream or a connection until the calls before it have taken
-100 ms: \`loadShape\` in \`bench/h2load.ts\`): ${fixedS} s at 500 rps after 2 s of warm-up, then ${stepS} s a step.
+h2load \`--rps\` (a fixed rate per connection; gRPC: 10 connections × up to 10 streams; HTTP/1.1: one request
+at a time per connection, 20–200 connections): ${fixedS} s at 500 rps after 2 s of warm-up, then ${stepS} s a step.
 The calls leave **evenly spaced** at the total rate: h2load connects one client every 1/rate s
 (\`-r 1 --rate-period\`, in whole milliseconds), so each client's timer runs out of step with the others'.
 Connected all at once, as in the reports up to the seventeenth round, the clients' timers run in step and the
 calls leave **in bursts**, one call from every client within ~100 µs, then nothing for 1/(rate per client)
-s: 10 (gRPC) or 20 (HTTP/1.1) calls at once every 20 or 40 ms at 500 rps (the bursts keep the earlier
-shapes: 10 × 10 streams; 20–200 HTTP/1.1 connections at 40 calls a second). The fixed runs are made both
+s: 10 (gRPC) or 20 (HTTP/1.1) calls at once every 20 or 40 ms at 500 rps. The fixed runs are made both
 ways; the bar is held against the even one, the step searches are even (\`bench/h2load.ts\`).
 
 h2load times a call from when it sends it, and sends a due call only when its client has a free stream
-(gRPC) or connection (HTTP/1.1): a call that waited for one does not count its wait (with a connection
-for every 40 calls a second, as up to the twenty-fifth round, HTTP/1.1 calls waited once they took 25 ms). For the evenly spaced
+(gRPC) or connection (HTTP/1.1): a call that waited for one does not count its wait. For the evenly spaced
 runs the tables therefore also give p99 **from schedule**: each call counted from when the rate had it
 leave (the schedule rebuilt from the rate, as h2load's log has no client; \`fromSchedule\` in
 \`bench/h2load.ts\`), and how late h2load **sent** the calls (p99). When nothing waits for a stream or a

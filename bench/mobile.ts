@@ -18,7 +18,7 @@ import {
 import { demoData } from "../services/catalog/src/store/seed.ts";
 import type { DriverOptions, DriverResult } from "./driver.ts";
 import { startFloor } from "./floor.ts";
-import { grpcBody, h2load, loadShape } from "./h2load.ts";
+import { grpcBody, h2load } from "./h2load.ts";
 import {
   counterBy,
   cpuPerCall,
@@ -350,20 +350,20 @@ export async function activeRun(
   const { token } = await signIn(stack.gatewayUrl, email);
   const url = `${stack.gatewayUrl}/dispatch.app.v1.AppService/ListActiveOrders`;
   // HTTP/1.1: one request at a time per connection (no pipelining), so more connections.
-  const { clients, streams } = loadShape(protocol, rps, arrivals);
+  const clients = protocol === "connect" ? Math.max(20, Math.min(200, Math.ceil(rps / 40))) : 10;
   const opts =
     protocol === "connect"
       ? {
           body: Buffer.from("{}"),
           headers: ["content-type: application/json", `authorization: Bearer ${token}`],
           h1: true,
-          streams,
+          streams: 1,
         }
       : {
           body: grpcBody(toBinary(ListActiveOrdersRequestSchema, create(ListActiveOrdersRequestSchema, {}))),
           headers: ["content-type: application/grpc", "te: trailers", `authorization: Bearer ${token}`],
           h1: false,
-          streams,
+          streams: 10,
         };
   const before = await handled(stack, "ListActiveOrders");
   const cpuBefore = cpuSeconds(stack);

@@ -1,7 +1,7 @@
 import { execFileSync } from "node:child_process";
 import http2 from "node:http2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { fromSchedule, h2load, loadShape } from "../bench/h2load.ts";
+import { fromSchedule, h2load } from "../bench/h2load.ts";
 
 const hasH2load = (() => {
   try {
@@ -57,23 +57,6 @@ describe("bench/h2load.ts: a fixed rate's calls counted from their schedule", ()
     expect(r.sentLateP99Ms).toBeLessThanOrEqual(100);
     expect(r.p99Ms).toBeGreaterThanOrEqual(91);
     expect(r.p50Ms).toBe(1);
-  });
-});
-
-describe("bench/h2load.ts: the calls h2load may have in flight", () => {
-  it("evenly spaced, room for every call due in 100 ms at any step of the searches", () => {
-    for (const protocol of ["connect", "grpc"] as const)
-      for (const rps of [200, 500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 5000, 6000]) {
-        const { clients, streams } = loadShape(protocol, rps, "even");
-        expect((clients * streams) / rps).toBeGreaterThanOrEqual(0.1);
-        if (protocol === "connect") expect(streams).toBe(1);
-      }
-  });
-
-  it("in bursts, the earlier shapes: 20–200 HTTP/1.1 connections at 40 calls a second, 10 × 10 streams", () => {
-    expect(loadShape("connect", 500, "bursts")).toEqual({ clients: 20, streams: 1 });
-    expect(loadShape("connect", 2000, "bursts")).toEqual({ clients: 50, streams: 1 });
-    expect(loadShape("grpc", 3000, "bursts")).toEqual({ clients: 10, streams: 10 });
   });
 });
 
