@@ -14,7 +14,7 @@ import {
   PlaceOrderRequestSchema,
   PlaceOrderResponseSchema,
 } from "../gen/dispatch/app/v1/app_pb.ts";
-import { grpcBody } from "./h2load.ts";
+import { grpcBody, quantile } from "./h2load.ts";
 
 export interface DriverOptions {
   url: string;
@@ -148,8 +148,7 @@ export async function drive(o: DriverOptions): Promise<DriverResult> {
   });
   for (const s of sessions) s.close();
   latencies.sort((a, b) => a - b);
-  const at = (q: number) =>
-    latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? Number.NaN;
+  const at = (q: number) => quantile(latencies, q);
   return {
     rps: o.rps,
     sent: measuredSent,

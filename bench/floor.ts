@@ -87,9 +87,7 @@ export async function startFloor(
         p50Ms: result.p50Ms,
         p90Ms: result.p90Ms,
         p99Ms: result.p99Ms,
-        ...(result.fromSchedule
-          ? { fromSchedule: result.fromSchedule, sentLateP99Ms: result.sentLateP99Ms }
-          : {}),
+        fromSchedule: result.fromSchedule,
       };
     },
     async stop() {

@@ -14,13 +14,21 @@ export interface LoadResult {
   p50Ms: number;
   p90Ms: number;
   p99Ms: number;
-  /**
-   * Evenly spaced fixed-rate runs only: each call's latency counted from when the rate had it leave
-   * (`fromSchedule`), not from when h2load sent it, and how late h2load sent it (`sentLateP99Ms`). See
-   * `fromSchedule()`.
-   */
-  fromSchedule?: { p50Ms: number; p90Ms: number; p99Ms: number };
+  /** Evenly spaced fixed-rate runs only: the calls counted from when the rate had them leave (`fromSchedule()`). */
+  fromSchedule?: FromSchedule;
+}
+
+/** Latency counted from each call's schedule, and (h2load's runs) how late the calls were sent, p99. */
+export interface FromSchedule {
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
   sentLateP99Ms?: number;
+}
+
+/** The q-quantile of ascending `sorted`: the value at floor(q·n); NaN when empty. */
+export function quantile(sorted: readonly number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
 }
 
 /**
@@ -40,21 +48,18 @@ export interface LoadResult {
 export function fromSchedule(
   calls: readonly (readonly [number, number])[],
   rps: number,
-): { p50Ms: number; p90Ms: number; p99Ms: number; sentLateP99Ms: number } {
+): Required<FromSchedule> {
   const sorted = [...calls].sort((a, b) => a[0] - b[0]);
   const behind = sorted.map(([start], k) => start - (k * 1e6) / rps);
   const onTime = behind.reduce((a, b) => Math.min(a, b), Number.POSITIVE_INFINITY);
   const late = behind.map((b) => b - onTime);
-  const waited = sorted.map(([, us], k) => us + late[k]!);
-  const q = (xs: number[], f: number) => {
-    const s = [...xs].sort((a, b) => a - b);
-    return (s[Math.min(s.length - 1, Math.floor(f * s.length))] ?? Number.NaN) / 1000;
-  };
+  const waited = sorted.map(([, us], k) => (us + late[k]!) / 1000).sort((a, b) => a - b);
+  late.sort((a, b) => a - b);
   return {
-    p50Ms: q(waited, 0.5),
-    p90Ms: q(waited, 0.9),
-    p99Ms: q(waited, 0.99),
-    sentLateP99Ms: q(late, 0.99),
+    p50Ms: quantile(waited, 0.5),
+    p90Ms: quantile(waited, 0.9),
+    p99Ms: quantile(waited, 0.99),
+    sentLateP99Ms: quantile(late, 0.99) / 1000,
   };
 }
 
@@ -158,7 +163,7 @@ export async function h2load(opts: {
       .filter(([start, , us]) => Number.isFinite(start) && Number.isFinite(us));
     let requests = Number(done[2]);
     let succeeded = Number(done[3]);
-    let schedule: ReturnType<typeof fromSchedule> | undefined;
+    let schedule: FromSchedule | undefined;
     if (even && log.length > 0) {
       const from =
         log.reduce((min, [start]) => Math.min(min, start), Number.POSITIVE_INFINITY) + warmupS * 1e6;
@@ -178,8 +183,7 @@ export async function h2load(opts: {
       );
     }
     const latencies = log.map(([, , us]) => us / 1000).sort((a, b) => a - b);
-    const at = (q: number) =>
-      latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? Number.NaN;
+    const at = (q: number) => quantile(latencies, q);
     return {
       requests,
       succeeded,
@@ -188,12 +192,7 @@ export async function h2load(opts: {
       p50Ms: at(0.5),
       p90Ms: at(0.9),
       p99Ms: at(0.99),
-      ...(schedule
-        ? {
-            fromSchedule: { p50Ms: schedule.p50Ms, p90Ms: schedule.p90Ms, p99Ms: schedule.p99Ms },
-            sentLateP99Ms: schedule.sentLateP99Ms,
-          }
-        : {}),
+      fromSchedule: schedule,
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });

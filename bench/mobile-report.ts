@@ -2,6 +2,8 @@
 import { fixedS, type MobileReport, mobile, type Point, placeWarmupS, stepS } from "./mobile.ts";
 
 const ms = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : "–");
+/** A point's p99 counted from its calls' schedule, or "–" where it has none (runs in bursts). */
+const fromSchedule = (p: Point) => (p.fromSchedule ? ms(p.fromSchedule.p99Ms) : "–");
 const HEAD =
   "| protocol | calls leave | target rps | achieved req/s | requests | errors | p50 ms | p90 ms | p99 ms | p99 from schedule ms | sent late, p99 ms |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |";
 const ARRIVALS = { even: "evenly spaced", bursts: "in bursts" } as const;
@@ -10,7 +12,7 @@ const rows = (points: Point[]) =>
     HEAD,
     ...points.map(
       (p) =>
-        `| ${p.protocol} | ${p.arrivals ? ARRIVALS[p.arrivals] : "evenly spaced"} | ${p.targetRps} | ${p.achievedRps} | ${p.requests} | ${p.errors}${p.errorCodes ? ` (${p.errorCodes})` : ""} | ${ms(p.p50Ms)} | ${ms(p.p90Ms)} | ${ms(p.p99Ms)} | ${p.fromSchedule ? ms(p.fromSchedule.p99Ms) : "–"} | ${p.sentLateP99Ms === undefined ? "–" : ms(p.sentLateP99Ms)} |`,
+        `| ${p.protocol} | ${p.arrivals ? ARRIVALS[p.arrivals] : "evenly spaced"} | ${p.targetRps} | ${p.achievedRps} | ${p.requests} | ${p.errors}${p.errorCodes ? ` (${p.errorCodes})` : ""} | ${ms(p.p50Ms)} | ${ms(p.p90Ms)} | ${ms(p.p99Ms)} | ${fromSchedule(p)} | ${p.fromSchedule?.sentLateP99Ms === undefined ? "–" : ms(p.fromSchedule.sentLateP99Ms)} |`,
     ),
   ].join("\n");
 
@@ -148,7 +150,7 @@ the node binary's pages, shared by every process that runs it (see "Start-up and
 
 | figure | bar | this run | | the floor, same run |
 | --- | --- | --- | --- | --- |
-| active orders at 500 rps, calls evenly spaced | p99 ≤ 10 ms, 0 errors | ${r.activeFixed.map((p) => `${p.protocol}: p99 ${ms(p.p99Ms)} ms (from schedule ${p.fromSchedule ? ms(p.fromSchedule.p99Ms) : "–"}), ${p.errors} errors`).join("; ")} | ${bar(fixedOk)} | p99 ${ms(r.floorFixed.p99Ms)} ms (from schedule ${r.floorFixed.fromSchedule ? ms(r.floorFixed.fromSchedule.p99Ms) : "–"}), ${r.floorFixed.errors} errors |
+| active orders at 500 rps, calls evenly spaced | p99 ≤ 10 ms, 0 errors | ${r.activeFixed.map((p) => `${p.protocol}: p99 ${ms(p.p99Ms)} ms (from schedule ${fromSchedule(p)}), ${p.errors} errors`).join("; ")} | ${bar(fixedOk)} | p99 ${ms(r.floorFixed.p99Ms)} ms (from schedule ${fromSchedule(r.floorFixed)}), ${r.floorFixed.errors} errors |
 | (the same, calls in h2load's bursts) | | ${r.activeBursts.map((p) => `${p.protocol}: p99 ${ms(p.p99Ms)} ms, ${p.errors} errors`).join("; ")} | | p99 ${ms(r.floorBursts.p99Ms)} ms, ${r.floorBursts.errors} errors |
 | active orders, highest rate with p99 (from schedule) ≤ 50 ms | ≥ 3,000 rps | ${best.map(([p, b]) => `${p}: ${b}`).join("; ")} | ${bar(bestOk)} | ${r.floorBest} rps |
 | place order at 200 rps | p99 ≤ 25 ms, 0 errors | p99 ${ms(r.placeFixed.p99Ms)} ms, ${r.placeFixed.errors} errors | ${bar(placeOk)} | active orders' floor at 200 rps (a part of place order's path): p99 ${ms(r.floorAt200.p99Ms)} ms |

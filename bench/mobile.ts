@@ -18,7 +18,7 @@ import {
 import { demoData } from "../services/catalog/src/store/seed.ts";
 import type { DriverOptions, DriverResult } from "./driver.ts";
 import { startFloor } from "./floor.ts";
-import { grpcBody, h2load } from "./h2load.ts";
+import { type FromSchedule, grpcBody, h2load } from "./h2load.ts";
 import {
   counterBy,
   cpuPerCall,
@@ -56,9 +56,7 @@ export interface Point {
    * Latency counted from when the rate had each call leave (bench/h2load.ts, `fromSchedule`): h2load's
    * evenly spaced runs; the driver (place order) measures so already, so there it is p50/p90/p99.
    */
-  fromSchedule?: { p50Ms: number; p90Ms: number; p99Ms: number };
-  /** How late h2load sent its calls, p99 (evenly spaced runs). */
-  sentLateP99Ms?: number;
+  fromSchedule?: FromSchedule;
   /** How h2load's calls left (bench/h2load.ts): evenly spaced, or in bursts of its clients; unset: the driver's, even. */
   arrivals?: Arrivals;
 }
@@ -391,9 +389,7 @@ export async function activeRun(
     p50Ms: result.p50Ms,
     p90Ms: result.p90Ms,
     p99Ms: result.p99Ms,
-    ...(result.fromSchedule
-      ? { fromSchedule: result.fromSchedule, sentLateP99Ms: result.sentLateP99Ms }
-      : {}),
+    fromSchedule: result.fromSchedule,
     checked,
   };
 }
