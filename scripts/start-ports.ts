@@ -1,3 +1,4 @@
+import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import net from "node:net";
 
@@ -86,4 +87,46 @@ export async function waitForPorts(
     }
     await new Promise((r) => setTimeout(r, 250));
   }
+}
+
+/** Listening sockets `pnpm start` holds for services it has not started yet. */
+export interface HeldPorts {
+  /** The descriptor of the socket listening on `port`, to hand to a child process. */
+  fd(port: number): number;
+  /** Closes the launcher's own sockets on `ports` (a child that was handed them keeps them open). */
+  release(ports: readonly number[]): void;
+}
+
+/**
+ * Binds and listens on each of `ports` on all addresses, as the services would, so that no connection made
+ * while the services start can take one as its local port; each service is then handed its own
+ * (scripts/start.ts). Until then a connection to one is closed at once, as a refused one would have been.
+ * Rejects with the error of the first port it cannot bind (EADDRINUSE), having closed the others.
+ */
+export async function holdPorts(ports: readonly number[]): Promise<HeldPorts> {
+  const servers = new Map<number, net.Server>();
+  try {
+    for (const port of ports) {
+      const server = net.createServer((socket) => socket.destroy());
+      servers.set(port, server);
+      server.listen(port, "0.0.0.0");
+      await once(server, "listening");
+    }
+  } catch (err) {
+    for (const server of servers.values()) server.close();
+    throw err;
+  }
+  return {
+    fd(port) {
+      const fd = (servers.get(port) as unknown as { _handle?: { fd?: number } } | undefined)?._handle?.fd;
+      if (typeof fd !== "number" || fd < 0) throw new Error(`no listening socket held for port ${port}`);
+      return fd;
+    },
+    release(released) {
+      for (const port of released) {
+        servers.get(port)?.close();
+        servers.delete(port);
+      }
+    },
+  };
 }

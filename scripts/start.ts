@@ -7,6 +7,9 @@
  * on two cores. A first start initializes one PGlite cluster and copies it for the other services instead
  * of running five initdbs at once. Every process that runs PGlite keeps its WebAssembly on V8's baseline
  * compiler (EMBEDDED_PGLITE_NODE_FLAGS). Figures: docs/BENCHMARKS.md, "Start-up and memory".
+ *
+ * Its ports are fixed and lie inside Linux's ephemeral range: it binds them all before any service starts
+ * and hands each service its sockets (startService), so no connection made meanwhile can take one.
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createRequire } from "node:module";
@@ -18,38 +21,40 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.ts";
 import { bundleForLocalRun } from "../packages/build/src/bundle.ts";
 import { EMBEDDED_PGLITE_NODE_FLAGS, nodeFlagsFor } from "../packages/build/src/node-flags.ts";
-import { busyPorts, socketsOn, waitForPorts } from "./start-ports.ts";
+import { busyPorts, type HeldPorts, holdPorts, socketsOn, waitForPorts } from "./start-ports.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const dataRoot = resolve(root, process.env.DATA_ROOT ?? ".data");
 const notify = "notifications=127.0.0.1:50055";
+/** `sockets`: the ports `pnpm start` binds for the service before it starts, by the variable that names each. */
 const services = [
-  { name: "identity", port: 50051, health: 50051, db: true, env: {} },
-  { name: "catalog", port: 50052, health: 50052, db: true, env: {} },
+  { name: "identity", health: 50051, db: true, sockets: { PORT: 50051, ADMIN_PORT: 51051 }, env: {} },
+  { name: "catalog", health: 50052, db: true, sockets: { PORT: 50052, ADMIN_PORT: 51052 }, env: {} },
   {
     name: "orders",
-    port: 50053,
     health: 50053,
     db: true,
+    sockets: { PORT: 50053, ADMIN_PORT: 51053 },
     env: { CATALOG_URL: "127.0.0.1:50052", EVENT_SUBSCRIBERS: `gateway=127.0.0.1:50050,${notify}` },
   },
   {
     name: "payments",
-    port: 50054,
     health: 50054,
     db: true,
+    sockets: { PORT: 50054, ADMIN_PORT: 51054 },
     env: { EVENT_SUBSCRIBERS: `orders=127.0.0.1:50053,${notify}` },
   },
-  { name: "notifications", port: 50055, health: 50055, db: true, env: {} },
+  { name: "notifications", health: 50055, db: true, sockets: { PORT: 50055, ADMIN_PORT: 51055 }, env: {} },
   // The gateway's public port is 8080; its health and event intake are on its internal port.
   {
     name: "gateway",
-    port: 8080,
     health: 50050,
     db: false,
-    env: { INTERNAL_PORT: "50050", ADMIN_PORT: "51050" },
+    sockets: { PORT: 8080, INTERNAL_PORT: 50050, ADMIN_PORT: 51050 },
+    env: {},
   },
 ] as const;
+const ports = services.flatMap((s) => Object.values(s.sockets));
 
 // The terminal pretty-printer (packages/runtime depends on it) is required by name from the bundle.
 const prettyModules = dirname(
@@ -59,21 +64,30 @@ const prettyModules = dirname(
 const children = new Map<string, ChildProcess>();
 let stopping = false;
 
-function startService(s: (typeof services)[number], bundle: string): ChildProcess {
+/**
+ * Starts a service on the sockets bound for it (`held`), handed over by systemd's socket-activation protocol
+ * (packages/runtime/src/inherited-sockets.ts): descriptors 3, 4, ... named in LISTEN_FDNAMES, and
+ * LISTEN_PID, which only the child knows, set by a shell that then becomes the service (exec keeps the pid).
+ * The launcher closes its own copies once the child has them.
+ */
+function startService(s: (typeof services)[number], bundle: string, held: HeldPorts): ChildProcess {
   const flags = s.db ? [...nodeFlagsFor(s.name), ...EMBEDDED_PGLITE_NODE_FLAGS] : nodeFlagsFor(s.name);
-  const child = spawn(process.execPath, [...flags, bundle], {
+  const sockets = Object.entries(s.sockets);
+  const child = spawn("/bin/sh", ["-c", 'LISTEN_PID=$$ exec "$0" "$@"', process.execPath, ...flags, bundle], {
     cwd: root,
-    stdio: "inherit",
+    stdio: ["inherit", "inherit", "inherit", ...sockets.map(([, port]) => held.fd(port))],
     env: {
       ...process.env,
       NODE_PATH: [prettyModules, process.env.NODE_PATH].filter(Boolean).join(":"),
-      PORT: String(s.port),
-      ADMIN_PORT: String(s.port + 1000),
+      ...Object.fromEntries(sockets.map(([name, port]) => [name, String(port)])),
+      LISTEN_FDS: String(sockets.length),
+      LISTEN_FDNAMES: sockets.map(([name]) => name).join(":"),
       // DATA_ROOT moves the PGlite folders (default .data/<service>) under another parent.
       DATA_DIR: join(dataRoot, s.name),
       ...s.env,
     },
   });
+  held.release(sockets.map(([, port]) => port));
   child.on("exit", (code, signal) => {
     children.delete(s.name);
     if (!stopping) {
@@ -123,7 +137,7 @@ process.on("SIGTERM", () => void stopAll(0));
  * moment ago and holds one as its local port (TIME_WAIT, up to 60 s) is waited out.
  */
 async function portsFree(): Promise<void> {
-  const busy = await busyPorts();
+  const busy = await busyPorts(ports);
   if (busy.length === 0) return;
   const held = socketsOn(busy);
   const listeners = [...new Set(held.filter((s) => s.state === "LISTEN").map((s) => s.port))];
@@ -136,11 +150,23 @@ async function portsFree(): Promise<void> {
   console.error(
     `pnpm start: waiting for port ${busy.join(", ")}, held by connections that closed a moment ago:\n${held.map((s) => `  ${s.text}`).join("\n")}`,
   );
-  await waitForPorts(65_000);
+  await waitForPorts(65_000, ports);
+}
+
+/** Binds every port before any service starts; one another program took since portsFree looked is waited for again. */
+async function holdAll(): Promise<HeldPorts> {
+  for (let attempt = 1; ; attempt++) {
+    await portsFree();
+    try {
+      return await holdPorts(ports);
+    } catch (err) {
+      if (attempt >= 3 || (err as NodeJS.ErrnoException).code !== "EADDRINUSE") throw err;
+    }
+  }
 }
 
 try {
-  await portsFree();
+  const held = await holdAll();
   // The bundles build while the databases are made; the gateway, which has none, starts first.
   const databases = promisify(execFile)(process.execPath, [
     ...EMBEDDED_PGLITE_NODE_FLAGS,
@@ -154,7 +180,7 @@ try {
     services.map(async (s) => {
       const { path } = (await bundles).get(s.name)!;
       if (s.db) await databases;
-      if (!stopping) startService(s, path);
+      if (!stopping) startService(s, path, held);
       await waitServing(s.name, s.health);
     }),
   );
@@ -170,7 +196,7 @@ if (!stopping) {
     .filter((s) => s.name !== "gateway")
     .map(
       (s) =>
-        `  ${s.name.padEnd(14)} 127.0.0.1:${s.port}   gRPC (h2c); admin http://127.0.0.1:${s.port + 1000}`,
+        `  ${s.name.padEnd(14)} 127.0.0.1:${s.sockets.PORT}   gRPC (h2c); admin http://127.0.0.1:${s.sockets.ADMIN_PORT}`,
     )
     .join("\n");
   console.log(`

@@ -1,13 +1,13 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, rmSync, statSync, utimesSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { bundleForLocalRun } from "../packages/build/src/bundle.ts";
-import { busyPorts, socketsOn, waitForPorts } from "../scripts/start-ports.ts";
+import { busyPorts, PNPM_START_PORTS, socketsOn, waitForPorts } from "../scripts/start-ports.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const app = "http://127.0.0.1:8080/dispatch.app.v1.AppService";
@@ -16,28 +16,28 @@ const app = "http://127.0.0.1:8080/dispatch.app.v1.AppService";
  * `pnpm start` as README gives it, its PGlite folders under `dataRoot`; resolves at the "all healthy" banner.
  * Its ports are fixed (8080, 5005x, 5105x) and inside the kernel's ephemeral range, where another suite's
  * socket may sit for a while: it starts once they can all be bound (up to 60 s, else the error names who
- * holds them), and a start that still failed on EADDRINUSE is tried again; anything else fails.
+ * holds them). `whileStarting` runs beside it, from the moment it is spawned.
  */
-async function pnpmStart(dataRoot: string): Promise<ChildProcess> {
-  for (let attempt = 1; ; attempt++) {
-    await waitForPorts(60_000);
-    try {
-      return await pnpmStartOnce(dataRoot);
-    } catch (err) {
-      if (attempt >= 3 || !String((err as Error).message).includes("EADDRINUSE")) throw err;
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-  }
+async function pnpmStart(
+  dataRoot: string,
+  whileStarting?: (launcher: ChildProcess) => Promise<void>,
+): Promise<ChildProcess> {
+  await waitForPorts(60_000);
+  return pnpmStartOnce(dataRoot, whileStarting);
 }
 
-async function pnpmStartOnce(dataRoot: string): Promise<ChildProcess> {
+async function pnpmStartOnce(
+  dataRoot: string,
+  whileStarting?: (launcher: ChildProcess) => Promise<void>,
+): Promise<ChildProcess> {
   const child = spawn(process.execPath, ["--import", "tsx", "scripts/start.ts"], {
     cwd: root,
     env: { ...process.env, LOG_LEVEL: "warn", DATA_ROOT: dataRoot },
     stdio: ["ignore", "pipe", "pipe"],
   });
+  const beside = whileStarting?.(child);
   let out = "";
-  await new Promise<void>((resolve, reject) => {
+  const up = new Promise<void>((resolve, reject) => {
     child.stdout!.on("data", (d: Buffer) => {
       out += d;
       if (out.includes("Dispatch is up")) resolve();
@@ -49,7 +49,39 @@ async function pnpmStartOnce(dataRoot: string): Promise<ChildProcess> {
       reject(new Error(`pnpm start exited ${code} before all were healthy:\n${out}`)),
     );
   });
+  await Promise.all([up, beside]);
   return child;
+}
+
+/** The processes `pid` started that run a service's bundle (services/<svc>/.start/main.mjs), from /proc. */
+function serviceProcesses(pid: number): number[] {
+  const children = readdirSync(`/proc/${pid}/task`).flatMap((tid) =>
+    readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").split(" ").filter(Boolean).map(Number),
+  );
+  return children.filter((child) => {
+    try {
+      return readFileSync(`/proc/${child}/cmdline`, "utf8").includes(".start/main.mjs");
+    } catch {
+      return false; // exited since
+    }
+  });
+}
+
+/**
+ * Waits until every port of `pnpm start` has a listener, by /proc/net/tcp (binding one to look would take it
+ * from the launcher), and returns how many services the launcher had started at that moment.
+ */
+async function servicesWhenAllPortsListen(launcher: ChildProcess): Promise<number> {
+  for (;;) {
+    const listening = new Set(
+      socketsOn(PNPM_START_PORTS)
+        .filter((s) => s.state === "LISTEN")
+        .map((s) => s.port),
+    );
+    if (listening.size === PNPM_START_PORTS.length) return serviceProcesses(launcher.pid!).length;
+    if (launcher.exitCode !== null) throw new Error("pnpm start exited before its ports listened");
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }
 
 /** A listener of another program on `port` (all addresses, as the services bind). */
@@ -93,7 +125,13 @@ describe("pnpm start", () => {
   const credentials = { email: "start@example.com", password: "correct horse battery" };
 
   it("brings all six up on new PGlite folders, serves the walkthrough, and keeps its data for the next start", async () => {
-    const first = await pnpmStart(dataRoot);
+    // Every port is bound before any service starts (each is handed its sockets), so no connection made
+    // while the services start can take one of them as its local port.
+    let servicesStarted = -1;
+    const first = await pnpmStart(dataRoot, async (launcher) => {
+      servicesStarted = await servicesWhenAllPortsListen(launcher);
+    });
+    expect(servicesStarted).toBe(0);
     let orderId: string;
     try {
       const { session } = await call("SignUp", credentials);

@@ -1,5 +1,5 @@
-import { once } from "node:events";
 import http from "node:http";
+import { type ListenOn, listen } from "./inherited-sockets.ts";
 import { registry } from "./metrics.ts";
 
 /**
@@ -8,7 +8,7 @@ import { registry } from "./metrics.ts";
  * metrics of the whole process.
  */
 export async function startAdminServer(opts: {
-  port: number;
+  port: ListenOn;
   host: string;
   ready: () => boolean;
 }): Promise<http.Server> {
@@ -30,7 +30,6 @@ export async function startAdminServer(opts: {
       res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
     }
   });
-  server.listen(opts.port, opts.host);
-  await once(server, "listening");
+  await listen(server, opts.port, opts.host);
   return server;
 }

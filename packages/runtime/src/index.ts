@@ -33,6 +33,7 @@ export type {
   UnaryImpl,
 } from "./handler.ts";
 export type { ServingStatus } from "./health.ts";
+export { inheritedSockets, type ListenOn, listen, listenOn } from "./inherited-sockets.ts";
 export { accessLogger, createLogger, type Logger, type RpcLineFields, RpcLog } from "./logger.ts";
 export {
   CODE_NAMES,

@@ -1,4 +1,3 @@
-import { once } from "node:events";
 import type http from "node:http";
 import type { DescService } from "@bufbuild/protobuf";
 import { HealthCheckResponse_ServingStatus } from "@dispatch/gen/grpc/health/v1/health_pb.ts";
@@ -6,6 +5,7 @@ import { startAdminServer } from "./admin-server.ts";
 import { GrpcServer } from "./grpc-server.ts";
 import type { ServiceImpl, ServiceRegistration } from "./handler.ts";
 import { HealthRegistry, healthService, type ServingStatus } from "./health.ts";
+import { type ListenOn, listen } from "./inherited-sockets.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { registry, trackInFlight } from "./metrics.ts";
 import { shareProtobufWriterBuffer } from "./protobuf-writer.ts";
@@ -17,12 +17,15 @@ export interface ServeOptions<T extends readonly DescService[]> {
   name: string;
   /** Each generated service with its implementation. Methods left out answer UNIMPLEMENTED. */
   services: { readonly [I in keyof T]: readonly [T[I], Partial<ServiceImpl<T[I]>>] };
-  /** gRPC port; 0 picks a free one. Default 50051. */
-  port?: number;
-  /** Default 0.0.0.0. */
+  /**
+   * gRPC port; 0 picks a free one. Default 50051. Or a listening socket this process was handed
+   * (`listenOn`, inherited-sockets.ts), used as it is.
+   */
+  port?: ListenOn;
+  /** Default 0.0.0.0 (not used for a handed socket). */
   host?: string;
-  /** HTTP admin port (/healthz, /readyz); false for none. Default: port + 1000 (0 when port is 0). */
-  adminPort?: number | false;
+  /** HTTP admin port (/healthz, /readyz), or a handed socket; false for none. Default: port + 1000 (0 when port is 0). */
+  adminPort?: ListenOn | false;
   logger?: Logger;
   logLevel?: string;
   /** Largest request message accepted; larger ones get RESOURCE_EXHAUSTED. Default 4 MiB. */
@@ -78,8 +81,7 @@ export async function serve<const T extends readonly DescService[]>(opts: ServeO
   registry.setDefaultLabels({ service: opts.name });
   startTracing({ service: opts.name });
   const untrack = trackInFlight(() => grpc.inFlight);
-  grpc.http2.listen(opts.port ?? 50051, host);
-  await once(grpc.http2, "listening");
+  await listen(grpc.http2, opts.port ?? 50051, host);
   const port = (grpc.http2.address() as { port: number }).port;
 
   const adminPortOpt = opts.adminPort ?? (opts.port === 0 ? 0 : port + 1000);

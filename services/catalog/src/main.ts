@@ -1,6 +1,14 @@
 import { fileURLToPath } from "node:url";
 import { openDatabase } from "@dispatch/db";
-import { createLogger, currentCall, isEntryPoint, runMain, type Server, serve } from "@dispatch/runtime";
+import {
+  createLogger,
+  currentCall,
+  isEntryPoint,
+  listenOn,
+  runMain,
+  type Server,
+  serve,
+} from "@dispatch/runtime";
 import { catalogConfig } from "./config.ts";
 import { Catalog } from "./domain/use-cases.ts";
 import { catalogRpc } from "./rpc.ts";
@@ -28,10 +36,10 @@ export async function startCatalog(
   return serve({
     name: "catalog",
     services: [catalogRpc(new Catalog(new PgCatalogRepository(database.db)))],
-    port: config.PORT,
+    port: listenOn("PORT", config.PORT, env),
     maxInFlight: config.MAX_IN_FLIGHT,
     shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
-    adminPort: config.ADMIN_PORT,
+    adminPort: listenOn("ADMIN_PORT", config.ADMIN_PORT, env),
     logger,
     readiness: () => database.ping(),
     handleSignals,

@@ -1,11 +1,10 @@
-import { once } from "node:events";
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import { ConnectError, createContextKey, createContextValues, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { AppService } from "@dispatch/gen/dispatch/app/v1/app_pb.ts";
-import { type Logger, runInCall } from "@dispatch/runtime";
+import { type ListenOn, type Logger, listen, runInCall } from "@dispatch/runtime";
 import type { AccessTokenVerifier } from "./access-tokens.ts";
 import { type appService, kUser } from "./app-rpc.ts";
 import { EdgeCalls, timeoutOf } from "./edge-calls.ts";
@@ -20,7 +19,7 @@ type Handler = (
 ) => void;
 
 export interface EdgeOptions {
-  port: number;
+  port: ListenOn;
   host: string;
   impl: ReturnType<typeof appService>;
   verifier: AccessTokenVerifier;
@@ -164,8 +163,7 @@ export async function startEdgeServer(opts: EdgeOptions): Promise<{ port: number
       }
     });
   });
-  tcp.listen(opts.port, opts.host);
-  await once(tcp, "listening");
+  await listen(tcp, opts.port, opts.host);
   return {
     port: (tcp.address() as net.AddressInfo).port,
     async close() {

@@ -3,7 +3,7 @@ import { CatalogService } from "@dispatch/gen/dispatch/catalog/v1/catalog_pb.ts"
 import { IdentityService } from "@dispatch/gen/dispatch/identity/v1/identity_pb.ts";
 import { OrdersService } from "@dispatch/gen/dispatch/orders/v1/orders_pb.ts";
 import { PaymentsService } from "@dispatch/gen/dispatch/payments/v1/payments_pb.ts";
-import { createLogger, isEntryPoint, runMain, serve } from "@dispatch/runtime";
+import { createLogger, isEntryPoint, listenOn, runMain, serve } from "@dispatch/runtime";
 import { AccessTokenVerifier } from "./access-tokens.ts";
 import { appService } from "./app-rpc.ts";
 import { gatewayConfig } from "./config.ts";
@@ -43,7 +43,7 @@ export async function startGateway(
   });
   await limits.ready();
   const edge = await startEdgeServer({
-    port: config.PORT,
+    port: listenOn("PORT", config.PORT, env),
     host: "0.0.0.0",
     impl: appService(d, hub, { homeDeadlineMs: config.HOME_DEADLINE_MS }),
     verifier: new AccessTokenVerifier(d.identity),
@@ -64,10 +64,10 @@ export async function startGateway(
   const internal = await serve({
     name: "gateway",
     services: [orderEventsSubscriber(hub)],
-    port: config.INTERNAL_PORT,
+    port: listenOn("INTERNAL_PORT", config.INTERNAL_PORT, env),
     maxInFlight: config.MAX_IN_FLIGHT,
     shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
-    adminPort: config.ADMIN_PORT,
+    adminPort: listenOn("ADMIN_PORT", config.ADMIN_PORT, env),
     logger,
     handleSignals,
     onShutdown: async () => {

@@ -2,7 +2,15 @@
 import "./hash-threads.ts";
 import { fileURLToPath } from "node:url";
 import { openDatabase } from "@dispatch/db";
-import { createLogger, currentCall, isEntryPoint, runMain, type Server, serve } from "@dispatch/runtime";
+import {
+  createLogger,
+  currentCall,
+  isEntryPoint,
+  listenOn,
+  runMain,
+  type Server,
+  serve,
+} from "@dispatch/runtime";
 import { identityConfig } from "./config.ts";
 import { Identity } from "./domain/use-cases.ts";
 import { identityRpc } from "./rpc.ts";
@@ -33,10 +41,10 @@ export async function startIdentity(
   return serve({
     name: "identity",
     services: [identityRpc(identity)],
-    port: config.PORT,
+    port: listenOn("PORT", config.PORT, env),
     maxInFlight: config.MAX_IN_FLIGHT,
     shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
-    adminPort: config.ADMIN_PORT,
+    adminPort: listenOn("ADMIN_PORT", config.ADMIN_PORT, env),
     logger,
     readiness: () => database.ping(),
     handleSignals,

@@ -8,7 +8,15 @@ import {
   subscribersFrom,
 } from "@dispatch/events";
 import { CatalogService } from "@dispatch/gen/dispatch/catalog/v1/catalog_pb.ts";
-import { createLogger, currentCall, isEntryPoint, runMain, type Server, serve } from "@dispatch/runtime";
+import {
+  createLogger,
+  currentCall,
+  isEntryPoint,
+  listenOn,
+  runMain,
+  type Server,
+  serve,
+} from "@dispatch/runtime";
 import { ordersConfig } from "./config.ts";
 import { Orders } from "./domain/use-cases.ts";
 import { CatalogPriceBook } from "./downstream/catalog-price-book.ts";
@@ -54,10 +62,10 @@ export async function startOrders(
         handles: (event) => event.payload.case === "paymentSucceeded",
       }),
     ],
-    port: config.PORT,
+    port: listenOn("PORT", config.PORT, env),
     maxInFlight: config.MAX_IN_FLIGHT,
     shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
-    adminPort: config.ADMIN_PORT,
+    adminPort: listenOn("ADMIN_PORT", config.ADMIN_PORT, env),
     logger,
     readiness: () => database.ping(),
     handleSignals,

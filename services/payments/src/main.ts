@@ -1,7 +1,15 @@
 import { fileURLToPath } from "node:url";
 import { openDatabase } from "@dispatch/db";
 import { OutboxRelay, subscribersFrom } from "@dispatch/events";
-import { createLogger, currentCall, isEntryPoint, runMain, type Server, serve } from "@dispatch/runtime";
+import {
+  createLogger,
+  currentCall,
+  isEntryPoint,
+  listenOn,
+  runMain,
+  type Server,
+  serve,
+} from "@dispatch/runtime";
 import { paymentsConfig } from "./config.ts";
 import { Payments } from "./domain/use-cases.ts";
 import { PaymentDispatcher } from "./provider/dispatcher.ts";
@@ -46,10 +54,10 @@ export async function startPayments(
   const server = await serve({
     name: "payments",
     services: [paymentsRpc(new Payments(repo, provider))],
-    port: config.PORT,
+    port: listenOn("PORT", config.PORT, env),
     maxInFlight: config.MAX_IN_FLIGHT,
     shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
-    adminPort: config.ADMIN_PORT,
+    adminPort: listenOn("ADMIN_PORT", config.ADMIN_PORT, env),
     logger,
     readiness: () => database.ping(),
     handleSignals,
