@@ -49,7 +49,13 @@ async function pnpmStartOnce(
       reject(new Error(`pnpm start exited ${code} before all were healthy:\n${out}`)),
     );
   });
-  await Promise.all([up, beside]);
+  try {
+    await Promise.all([up, beside]);
+  } catch (err) {
+    // Stopped as a developer would stop it, so that no service outlives the test.
+    if (child.exitCode === null) await interrupt(child);
+    throw err;
+  }
   return child;
 }
 
@@ -131,9 +137,9 @@ describe("pnpm start", () => {
     const first = await pnpmStart(dataRoot, async (launcher) => {
       servicesStarted = await servicesWhenAllPortsListen(launcher);
     });
-    expect(servicesStarted).toBe(0);
     let orderId: string;
     try {
+      expect(servicesStarted).toBe(0);
       const { session } = await call("SignUp", credentials);
       const { restaurants } = await call("ListRestaurants", { pageSize: 1 });
       expect(restaurants).toHaveLength(1);
