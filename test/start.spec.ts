@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { bundleForLocalRun } from "../packages/build/src/bundle.ts";
-import { busyPorts, PNPM_START_PORTS, socketsOn, waitForPorts } from "../scripts/start-ports.ts";
+import { freePort } from "../packages/testing/src/service-process.ts";
+import { busyPorts, holdPorts, PNPM_START_PORTS, socketsOn, waitForPorts } from "../scripts/start-ports.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const app = "http://127.0.0.1:8080/dispatch.app.v1.AppService";
@@ -211,6 +212,33 @@ describe("pnpm start", () => {
       await expect(waitForPorts(500, [51055])).rejects.toThrow(/ports 51055 are taken:\n {2}51055 LISTEN/);
     } finally {
       await new Promise((r) => held.close(r));
+    }
+  });
+
+  it("holds ports for services not started yet: a connection is closed at once, a released port is free", async () => {
+    const [a, b] = [await freePort(), await freePort()];
+    const held = await holdPorts([a, b]);
+    try {
+      expect(await busyPorts([a, b])).toEqual([a, b]);
+      expect(held.fd(a)).toBeGreaterThan(2);
+      // Before its service has it, a connection ends at once instead of waiting on a socket nobody serves.
+      const socket = net.connect(a, "127.0.0.1");
+      socket.on("error", () => {});
+      await once(socket, "close");
+      held.release([a]);
+      expect(await busyPorts([a, b])).toEqual([b]);
+      expect(() => held.fd(a)).toThrow(`no listening socket held for port ${a}`);
+    } finally {
+      held.release([a, b]);
+    }
+    expect(await busyPorts([a, b])).toEqual([]);
+    // A port another program listens on: nothing is held, and the error says why.
+    const other = await listenOn(b);
+    try {
+      await expect(holdPorts([a, b])).rejects.toThrow(/EADDRINUSE/);
+      expect(await busyPorts([a])).toEqual([]);
+    } finally {
+      await new Promise((r) => other.close(r));
     }
   });
 
