@@ -31,7 +31,10 @@ export async function startCatalog(
     migrationsFolder: fileURLToPath(new URL("../migrations", import.meta.url)),
     signal: () => currentCall()?.signal,
   });
-  if (config.SEED_DEMO_DATA) await seedDemoData(database.db);
+  if (config.SEED_DEMO_DATA) {
+    const written = await seedDemoData(database.db);
+    if (written.restaurants + written.menuItems > 0) logger.info(written, "demo data written");
+  }
 
   return serve({
     name: "catalog",
