@@ -2,10 +2,24 @@ import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import net from "node:net";
 
-/** The fixed ports `pnpm start` listens on (scripts/start.ts; README's table). */
-export const PNPM_START_PORTS = [
-  8080, 50050, 50051, 50052, 50053, 50054, 50055, 51050, 51051, 51052, 51053, 51054, 51055,
-];
+/**
+ * The fixed ports `pnpm start` binds for each service before it starts it (README's table), by the
+ * variable that names each; the services are handed these sockets (scripts/start.ts).
+ */
+export const START_SOCKETS = {
+  identity: { PORT: 50051, ADMIN_PORT: 51051 },
+  catalog: { PORT: 50052, ADMIN_PORT: 51052 },
+  orders: { PORT: 50053, ADMIN_PORT: 51053 },
+  payments: { PORT: 50054, ADMIN_PORT: 51054 },
+  notifications: { PORT: 50055, ADMIN_PORT: 51055 },
+  // The gateway's public port is 8080; its health and event intake are on its internal port.
+  gateway: { PORT: 8080, INTERNAL_PORT: 50050, ADMIN_PORT: 51050 },
+} as const satisfies Record<string, Record<string, number>>;
+
+/** Every port of START_SOCKETS. */
+export const PNPM_START_PORTS: readonly number[] = Object.values(START_SOCKETS).flatMap((s) =>
+  Object.values(s),
+);
 
 function listenable(port: number): Promise<boolean> {
   return new Promise((resolve) => {

@@ -21,40 +21,37 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.ts";
 import { bundleForLocalRun } from "../packages/build/src/bundle.ts";
 import { EMBEDDED_PGLITE_NODE_FLAGS, nodeFlagsFor } from "../packages/build/src/node-flags.ts";
-import { busyPorts, type HeldPorts, holdPorts, socketsOn, waitForPorts } from "./start-ports.ts";
+import {
+  busyPorts,
+  type HeldPorts,
+  holdPorts,
+  PNPM_START_PORTS,
+  START_SOCKETS,
+  socketsOn,
+  waitForPorts,
+} from "./start-ports.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const dataRoot = resolve(root, process.env.DATA_ROOT ?? ".data");
 const notify = "notifications=127.0.0.1:50055";
-/** `sockets`: the ports `pnpm start` binds for the service before it starts, by the variable that names each. */
 const services = [
-  { name: "identity", health: 50051, db: true, sockets: { PORT: 50051, ADMIN_PORT: 51051 }, env: {} },
-  { name: "catalog", health: 50052, db: true, sockets: { PORT: 50052, ADMIN_PORT: 51052 }, env: {} },
+  { name: "identity", db: true, env: {} },
+  { name: "catalog", db: true, env: {} },
   {
     name: "orders",
-    health: 50053,
     db: true,
-    sockets: { PORT: 50053, ADMIN_PORT: 51053 },
     env: { CATALOG_URL: "127.0.0.1:50052", EVENT_SUBSCRIBERS: `gateway=127.0.0.1:50050,${notify}` },
   },
-  {
-    name: "payments",
-    health: 50054,
-    db: true,
-    sockets: { PORT: 50054, ADMIN_PORT: 51054 },
-    env: { EVENT_SUBSCRIBERS: `orders=127.0.0.1:50053,${notify}` },
-  },
-  { name: "notifications", health: 50055, db: true, sockets: { PORT: 50055, ADMIN_PORT: 51055 }, env: {} },
-  // The gateway's public port is 8080; its health and event intake are on its internal port.
-  {
-    name: "gateway",
-    health: 50050,
-    db: false,
-    sockets: { PORT: 8080, INTERNAL_PORT: 50050, ADMIN_PORT: 51050 },
-    env: {},
-  },
+  { name: "payments", db: true, env: { EVENT_SUBSCRIBERS: `orders=127.0.0.1:50053,${notify}` } },
+  { name: "notifications", db: true, env: {} },
+  { name: "gateway", db: false, env: {} },
 ] as const;
-const ports = services.flatMap((s) => Object.values(s.sockets));
+type Service = (typeof services)[number];
+
+/** The service's ports (START_SOCKETS), by the variable that names each. */
+const socketsOf = (s: Service): Record<string, number> => START_SOCKETS[s.name];
+/** Where the service answers grpc.health.v1: its internal port if it has one (the gateway), else PORT. */
+const healthPort = (s: Service): number => socketsOf(s).INTERNAL_PORT ?? socketsOf(s).PORT!;
 
 // The terminal pretty-printer (packages/runtime depends on it) is required by name from the bundle.
 const prettyModules = dirname(
@@ -70,9 +67,9 @@ let stopping = false;
  * LISTEN_PID, which only the child knows, set by a shell that then becomes the service (exec keeps the pid).
  * The launcher closes its own copies once the child has them.
  */
-function startService(s: (typeof services)[number], bundle: string, held: HeldPorts): ChildProcess {
+function startService(s: Service, bundle: string, held: HeldPorts): ChildProcess {
   const flags = s.db ? [...nodeFlagsFor(s.name), ...EMBEDDED_PGLITE_NODE_FLAGS] : nodeFlagsFor(s.name);
-  const sockets = Object.entries(s.sockets);
+  const sockets = Object.entries(socketsOf(s));
   const child = spawn("/bin/sh", ["-c", 'LISTEN_PID=$$ exec "$0" "$@"', process.execPath, ...flags, bundle], {
     cwd: root,
     stdio: ["inherit", "inherit", "inherit", ...sockets.map(([, port]) => held.fd(port))],
@@ -137,7 +134,7 @@ process.on("SIGTERM", () => void stopAll(0));
  * moment ago and holds one as its local port (TIME_WAIT, up to 60 s) is waited out.
  */
 async function portsFree(): Promise<void> {
-  const busy = await busyPorts(ports);
+  const busy = await busyPorts(PNPM_START_PORTS);
   if (busy.length === 0) return;
   const held = socketsOn(busy);
   const listeners = [...new Set(held.filter((s) => s.state === "LISTEN").map((s) => s.port))];
@@ -150,7 +147,7 @@ async function portsFree(): Promise<void> {
   console.error(
     `pnpm start: waiting for port ${busy.join(", ")}, held by connections that closed a moment ago:\n${held.map((s) => `  ${s.text}`).join("\n")}`,
   );
-  await waitForPorts(65_000, ports);
+  await waitForPorts(65_000);
 }
 
 /** Binds every port before any service starts; one another program took since portsFree looked is waited for again. */
@@ -158,7 +155,7 @@ async function holdAll(): Promise<HeldPorts> {
   for (let attempt = 1; ; attempt++) {
     await portsFree();
     try {
-      return await holdPorts(ports);
+      return await holdPorts(PNPM_START_PORTS);
     } catch (err) {
       if (attempt >= 3 || (err as NodeJS.ErrnoException).code !== "EADDRINUSE") throw err;
     }
@@ -181,7 +178,7 @@ try {
       const { path } = (await bundles).get(s.name)!;
       if (s.db) await databases;
       if (!stopping) startService(s, path, held);
-      await waitServing(s.name, s.health);
+      await waitServing(s.name, healthPort(s));
     }),
   );
 } catch (err) {
@@ -196,7 +193,7 @@ if (!stopping) {
     .filter((s) => s.name !== "gateway")
     .map(
       (s) =>
-        `  ${s.name.padEnd(14)} 127.0.0.1:${s.sockets.PORT}   gRPC (h2c); admin http://127.0.0.1:${s.sockets.ADMIN_PORT}`,
+        `  ${s.name.padEnd(14)} 127.0.0.1:${socketsOf(s).PORT}   gRPC (h2c); admin http://127.0.0.1:${socketsOf(s).ADMIN_PORT}`,
     )
     .join("\n");
   console.log(`

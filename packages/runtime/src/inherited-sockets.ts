@@ -59,17 +59,10 @@ export function listenOn(
 
 /** Starts `server` listening on a port (on `host`) or on a handed socket; resolves once it listens. */
 export async function listen(server: net.Server, on: ListenOn, host: string): Promise<void> {
-  if (typeof on === "number") {
-    server.listen(on, host);
-    await once(server, "listening");
-    return;
-  }
-  server.listen({ fd: on.fd });
-  try {
-    await once(server, "listening");
-  } catch (err) {
-    throw new Error(
-      `cannot listen on the socket handed over as descriptor ${on.fd}: ${(err as Error).message}`,
-    );
-  }
+  if (typeof on === "number") server.listen(on, host);
+  else server.listen({ fd: on.fd });
+  await once(server, "listening").catch((err: Error) => {
+    if (typeof on === "number") throw err;
+    throw new Error(`cannot listen on the socket handed over as descriptor ${on.fd}: ${err.message}`);
+  });
 }
