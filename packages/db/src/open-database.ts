@@ -9,7 +9,29 @@ import postgres from "postgres";
 import { Canceller, cancellable, DatabaseGate, StatementSlots } from "./cancellation.ts";
 import { pgliteOptions } from "./pglite-options.ts";
 
-const poolSize = gauge("dispatch_db_pool_size", "PostgreSQL connections the pool may open (its max).");
+const poolSize = gauge(
+  "dispatch_db_pool_size",
+  "PostgreSQL connections the pools may open (their max: the pool's and the read pool's).",
+);
+
+/**
+ * Statements the read pool hands a connection at once. The main pool hands each connection one
+ * (StatementSlots): there a statement may wait on a lock, and those queued behind it on the same
+ * connection would wait too, past their callers, since a statement that shares its connection is never
+ * cancelled on the server (cancelsCleanly). The read pool's statements take no row locks (its
+ * connections are read-only), so under load postgres.js may pipeline up to this many on a connection:
+ * one write and one wake-up of the backend for several statements. `pnpm bench:ab` against the commit
+ * before, orders' reads on a read pool of 5 (docs/BENCHMARKS-ROUNDS.md, "Twenty-eighth round"), active
+ * orders at 2,000 calls/s: PostgreSQL's CPU per call 299-323 -> 197-198 µs, all processes' 993-1,189 ->
+ * 801-864 µs, and the rate reached 1,420-1,655 -> 1,766-1,999 calls/s on a slow hour of this VM.
+ * What could still hold a read is a table lock (DDL): READ_LOCK_TIMEOUT_MS bounds each statement's wait
+ * for one, so a connection's pipeline drains within READ_PIPELINE_DEPTH times that, whether or not its
+ * callers are still there.
+ */
+const READ_PIPELINE_DEPTH = 4;
+
+/** lock_timeout of the read pool's connections (see READ_PIPELINE_DEPTH): the wait ends as UNAVAILABLE. */
+const READ_LOCK_TIMEOUT_MS = 500;
 
 export interface OpenDatabaseOptions<TSchema extends Record<string, unknown>> {
   /** The owning service, for connection names in pg_stat_activity. */
@@ -25,6 +47,11 @@ export interface OpenDatabaseOptions<TSchema extends Record<string, unknown>> {
   poolSize?: number;
   /** PostgreSQL statement_timeout for every statement. Default 5000 ms. */
   statementTimeoutMs?: number;
+  /**
+   * PostgreSQL connections of a second pool for reads (`Database.reads`), read-only, whose statements
+   * may share a connection (see READ_PIPELINE_DEPTH). Default 0: no such pool, `reads` is `db`.
+   */
+  readPoolSize?: number;
   /** The current call's signal; queries issued under it are cancelled when it aborts (PostgreSQL only). */
   signal?: () => AbortSignal | undefined;
   /** Called with every SQL statement drizzle sends (tests, debugging); parameters are not passed. */
@@ -34,6 +61,12 @@ export interface OpenDatabaseOptions<TSchema extends Record<string, unknown>> {
 export interface Database<TSchema extends Record<string, unknown>> {
   /** drizzle, typed by the schema; the same API on both drivers. */
   db: PgDatabase<PgQueryResultHKT, TSchema>;
+  /**
+   * drizzle over the read pool (`readPoolSize`), for single statements that only read: its connections
+   * are read-only, so a write or a row lock (`for update`) there fails. `db` itself without a read pool
+   * and on PGlite. Not for reads that must see a transaction's own writes: those go through the transaction.
+   */
+  reads: PgDatabase<PgQueryResultHKT, TSchema>;
   kind: "postgres" | "pglite";
   /** Runs `select 1`. */
   ping(): Promise<void>;
@@ -78,19 +111,48 @@ export async function openDatabase<TSchema extends Record<string, unknown>>(
       onnotice: () => {},
       connect_timeout: 3,
     });
+    const readPool = opts.readPoolSize ?? 0;
+    const readClient =
+      readPool > 0
+        ? postgres(opts.url, {
+            max: readPool,
+            connection: {
+              application_name: `${opts.service} reads`,
+              statement_timeout: opts.statementTimeoutMs ?? 5000,
+              lock_timeout: READ_LOCK_TIMEOUT_MS,
+              default_transaction_read_only: true,
+            },
+            onnotice: () => {},
+            connect_timeout: 3,
+            backoff: (retries: number) => Math.min(0.5, 0.05 * 2 ** retries) * (0.5 + Math.random() / 2),
+          })
+        : undefined;
     const end = (timeout: number) =>
-      Promise.all([client.end({ timeout }), cancels.end({ timeout })]).then(() => {});
+      Promise.all([client.end({ timeout }), cancels.end({ timeout }), readClient?.end({ timeout })]).then(
+        () => {},
+      );
     // Pool usage: dispatch_db_queries_in_flight against this (postgres.js exposes no pool counters).
-    poolSize.set(pool);
+    poolSize.set(pool + readPool);
     const gate = new DatabaseGate(() => withTimeout(client`select 1`, 1000, "database probe"));
-    const wrapped = cancellable(
-      client,
-      opts.signal ?? (() => undefined),
-      gate,
-      new StatementSlots(pool),
-      new Canceller(cancels),
+    const canceller = new Canceller(cancels);
+    const signal = opts.signal ?? (() => undefined);
+    const drizzleOptions = { schema: opts.schema, ...(logger ? { logger } : {}) };
+    const db = drizzlePostgres(
+      cancellable(client, signal, gate, new StatementSlots(pool), canceller),
+      drizzleOptions,
     );
-    const db = drizzlePostgres(wrapped, { schema: opts.schema, ...(logger ? { logger } : {}) });
+    const reads = readClient
+      ? drizzlePostgres(
+          cancellable(
+            readClient,
+            signal,
+            gate,
+            new StatementSlots(readPool * READ_PIPELINE_DEPTH),
+            canceller,
+          ),
+          drizzleOptions,
+        )
+      : db;
     try {
       const mode = migrationMode();
       if (mode === "wait") await waitForMigrations(client, opts.migrationsFolder, opts.service);
@@ -106,6 +168,7 @@ export async function openDatabase<TSchema extends Record<string, unknown>>(
     cancels`select 1`.catch(() => {});
     return {
       db: db as unknown as PgDatabase<PgQueryResultHKT, TSchema>,
+      reads: reads as unknown as PgDatabase<PgQueryResultHKT, TSchema>,
       kind: "postgres",
       ping: () => withTimeout(db.execute(sql`select 1`), 1000, "database ping"),
       close: () => {
@@ -140,6 +203,7 @@ export async function openDatabase<TSchema extends Record<string, unknown>>(
   }
   return {
     db: db as unknown as PgDatabase<PgQueryResultHKT, TSchema>,
+    reads: db as unknown as PgDatabase<PgQueryResultHKT, TSchema>,
     kind: "pglite",
     ping: async () => void (await db.execute(sql`select 1`)),
     close: () => client.close(),

@@ -467,6 +467,115 @@ describe.runIf(adminUrl)("openDatabase on PostgreSQL", () => {
     }
   });
 
+  it("reads through a read-only pool of their own: not held by writes waiting on a lock, each read its own rows on shared connections, a table lock's wait bounded", async () => {
+    const call = new AsyncLocalStorage<AbortSignal>();
+    const database = await openDatabase({
+      service: "readpooltest",
+      url,
+      schema,
+      migrationsFolder,
+      poolSize: 1,
+      readPoolSize: 2,
+      signal: () => call.getStore(),
+    });
+    const locker = postgres(url, { max: 1, onnotice: () => {} });
+    const watcher = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      await database.db
+        .insert(notes)
+        .values(Array.from({ length: 40 }, (_, i) => ({ id: 8000 + i, body: `n${i}` })));
+      const byId = (id: number) => database.reads.select().from(notes).where(eq(notes.id, id));
+
+      // The main pool's one connection waits on a row lock; the reads do not wait for it.
+      let release = () => {};
+      const held = new Promise<void>((r) => {
+        release = r;
+      });
+      let locked = () => {};
+      const taken = new Promise<void>((r) => {
+        locked = r;
+      });
+      const lockTx = locker.begin(async (tx) => {
+        await tx`select * from notes where id = 8000 for update`;
+        locked();
+        await held;
+      });
+      await taken;
+      const write = database.db.update(notes).set({ body: "written" }).where(eq(notes.id, 8000));
+      const writeDone = write.then(() => "written");
+      await new Promise((r) => setTimeout(r, 100));
+      // 40 reads at once on two connections: each answers with its own row while the write still waits.
+      const t0 = performance.now();
+      const rows = await Promise.all(Array.from({ length: 40 }, (_, i) => byId(8000 + i)));
+      const readMs = performance.now() - t0;
+      expect(rows.map((r) => r[0]?.body)).toEqual(Array.from({ length: 40 }, (_, i) => `n${i}`));
+      expect(await Promise.race([writeDone, new Promise((r) => setTimeout(() => r("waiting"), 10))])).toBe(
+        "waiting",
+      );
+      expect(readMs).toBeLessThan(2000);
+      const readers = await watcher`
+        select count(*)::int as n from pg_stat_activity where application_name = 'readpooltest reads'`;
+      expect(readers[0]!.n).toBeLessThanOrEqual(2);
+      release();
+      await lockTx;
+      expect(await writeDone).toBe("written");
+      expect((await byId(8000))[0]?.body).toBe("written");
+
+      // Read-only: a write or a row lock through the read pool fails, and nothing is written.
+      const refused = async (q: Promise<unknown>) => {
+        const err = await q.then(
+          () => expect.unreachable("the read pool took a write"),
+          (e: unknown) => e,
+        );
+        let e = err as { code?: string; cause?: unknown } | undefined;
+        while (e && e.code !== "25006") e = e.cause as typeof e;
+        expect(e?.code, String(err)).toBe("25006"); // read_only_sql_transaction
+      };
+      await refused(database.reads.insert(notes).values({ id: 8100, body: "no" }));
+      await refused(database.reads.select().from(notes).where(eq(notes.id, 8001)).for("update"));
+      expect(await database.db.select().from(notes).where(eq(notes.id, 8100))).toEqual([]);
+
+      // A table lock (DDL) holds each read for at most the read pool's lock_timeout (500 ms), answered
+      // UNAVAILABLE; eight reads, four pipelined on each of the two connections, all settle within four
+      // such waits.
+      const lock = await lockNotes(locker, 5000);
+      try {
+        const t1 = performance.now();
+        const outcomes = await Promise.all(
+          Array.from({ length: 8 }, (_, i) =>
+            byId(8000 + i).then(
+              () => "answered",
+              (e: unknown) => (toWireStatus(e).code === 14 ? "unavailable" : String(e)),
+            ),
+          ),
+        );
+        const waitedMs = performance.now() - t1;
+        expect(outcomes).toEqual(Array(8).fill("unavailable"));
+        expect(waitedMs).toBeGreaterThan(400);
+        expect(waitedMs).toBeLessThan(3000);
+      } finally {
+        lock.release();
+        await lock.done;
+      }
+      // Still serving, and a read whose caller gives up is stopped on the server, as on the main pool.
+      expect((await byId(8001))[0]?.body).toBe("n1");
+      const ac = new AbortController();
+      setTimeout(() => ac.abort(), 100);
+      await expect(
+        call.run(ac.signal, async () => await database.reads.execute(sql`select pg_sleep(10)`)),
+      ).rejects.toSatisfy(isQueryCancelled);
+      await new Promise((r) => setTimeout(r, 200));
+      const sleeping = await watcher`
+        select count(*)::int as n from pg_stat_activity
+        where application_name = 'readpooltest reads' and state = 'active' and query like '%pg_sleep(10)%'`;
+      expect(sleeping[0]!.n).toBe(0);
+    } finally {
+      await locker.end();
+      await watcher.end();
+      await database.close();
+    }
+  }, 30_000);
+
   it("reports a connection the server dropped as DatabaseUnavailableError (UNAVAILABLE), then reconnects", async () => {
     const database = await openDatabase({ service: "droptest", url, schema, migrationsFolder });
     const admin = postgres(adminUrl!, { max: 1, onnotice: () => {} });

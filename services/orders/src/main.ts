@@ -39,6 +39,9 @@ export async function startOrders(
     schema,
     migrationsFolder: fileURLToPath(new URL("../migrations", import.meta.url)),
     signal: () => currentCall()?.signal,
+    // Active orders (the app's most frequent call), an order and a retried PlaceOrder's lookup read
+    // through a read pool of their own, whose statements share connections under load (packages/db).
+    readPoolSize: 5,
   });
   const catalog = createClient(CatalogService, { target: config.CATALOG_URL, name: "catalog", logger });
   const priceBook = new CatalogPriceBook(catalog);
@@ -57,7 +60,7 @@ export async function startOrders(
   const server = await serve({
     name: "orders",
     services: [
-      ordersRpc(new Orders(new PgOrdersRepository(database.db), priceBook)),
+      ordersRpc(new Orders(new PgOrdersRepository(database.db, database.reads), priceBook)),
       eventSubscriberService(database.db, ordersEventHandler(priceBook, logger), {
         handles: (event) => event.payload.case === "paymentSucceeded",
       }),

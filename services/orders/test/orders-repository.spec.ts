@@ -23,8 +23,10 @@ beforeAll(async () => {
     schema,
     migrationsFolder: fileURLToPath(new URL("../migrations", import.meta.url)),
     onQuery: (q) => queries.push(q),
+    // As orders runs: its reads through a read-only pool of their own (PostgreSQL; on PGlite, `db`).
+    readPoolSize: 2,
   });
-  repo = new PgOrdersRepository(database.db);
+  repo = new PgOrdersRepository(database.db, database.reads);
 });
 
 afterAll(async () => {

@@ -3,6 +3,7 @@ import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import { OrdersService } from "@dispatch/gen/dispatch/orders/v1/orders_pb.ts";
 import { createTestDatabase, startServiceProcess, testClient } from "@dispatch/testing";
+import postgres from "postgres";
 import { describe, expect, it } from "vitest";
 
 const root = fileURLToPath(new URL("../../..", import.meta.url));
@@ -44,6 +45,19 @@ describe("orders as a process", () => {
       });
       const client = testClient(OrdersService, orders.port);
       expect((await client.listActiveOrders({ userId: "u1" })).orders).toEqual([]);
+      if (db.url) {
+        // Active orders went through the read pool: one connection of its own, which ran that read.
+        const watcher = postgres(db.url, { max: 1, onnotice: () => {} });
+        try {
+          const [reads] = await watcher<{ n: number; ranTheRead: boolean }[]>`
+            select count(*)::int as n, bool_and(query ilike '%from "orders"%') as "ranTheRead"
+            from pg_stat_activity where datname = current_database() and application_name = 'orders reads'`;
+          expect(reads!.n).toBe(1);
+          expect(reads!.ranTheRead).toBe(true);
+        } finally {
+          await watcher.end();
+        }
+      }
       expect(await orders.stop()).toBe(0);
       const log = orders.output();
       expect(log).toContain('"msg":"shutting down"');

@@ -30,7 +30,14 @@ const ACTIVE_STATUS_LIST = sql.raw(
 );
 
 export class PgOrdersRepository implements OrdersRepository {
-  constructor(private readonly db: OrdersDb) {}
+  /**
+   * `reads` runs the single-statement reads (active orders, an order, a request id's order): the
+   * database's read pool (`Database.reads`), or `db` itself, as inside a transaction.
+   */
+  constructor(
+    private readonly db: OrdersDb,
+    private readonly reads: OrdersDb = db,
+  ) {}
 
   async findByRequestId(requestId: string): Promise<{ order: Order; requestHash: string } | undefined> {
     // Asked when an insert finds the request id taken, or a retry can no longer be priced: built once.
@@ -44,7 +51,7 @@ export class PgOrdersRepository implements OrdersRepository {
   private byRequestId: ReturnType<PgOrdersRepository["buildByRequestId"]> | undefined;
 
   private buildByRequestId() {
-    return this.db
+    return this.reads
       .select({ id: orders.id, requestHash: orders.requestHash })
       .from(orders)
       .where(eq(orders.requestId, sql.placeholder("requestId")))
@@ -122,7 +129,7 @@ export class PgOrdersRepository implements OrdersRepository {
 
   async get(orderId: string): Promise<Order | undefined> {
     // GetOrder, a retried PlaceOrder and the app's order screens read this: built once.
-    this.byId ??= orderById(this.db);
+    this.byId ??= orderById(this.reads);
     const [row] = await this.byId.execute({ orderId });
     return row && loaded(row);
   }
@@ -146,7 +153,7 @@ export class PgOrdersRepository implements OrdersRepository {
    * (docs/BENCHMARKS-ROUNDS.md, twelfth round).
    */
   private buildActiveQuery() {
-    return this.db
+    return this.reads
       .select({ order: listedOrder, restaurantName: restaurants.name, items: linesOf() })
       .from(orders)
       .innerJoin(restaurants, eq(restaurants.id, orders.restaurantId))
