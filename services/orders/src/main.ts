@@ -42,6 +42,11 @@ export async function startOrders(
     // Active orders (the app's most frequent call), an order and a retried PlaceOrder's lookup read
     // through a read pool of their own, whose statements share connections under load (packages/db).
     readPoolSize: 5,
+    // The writes, transactions, the outbox relay and event handlers on the other 5: orders opens as many
+    // connections as with one pool of 10. PlaceOrder at 200 rps, two `pnpm bench:ab` runs against a pool
+    // of 10: CPU per order 6,078 / 7,186 against 6,395 / 6,801 µs, p99 98 / 101 against 76 / 155 ms
+    // (docs/BENCHMARKS-ROUNDS.md, "Twenty-eighth round").
+    poolSize: 5,
   });
   const catalog = createClient(CatalogService, { target: config.CATALOG_URL, name: "catalog", logger });
   const priceBook = new CatalogPriceBook(catalog);
