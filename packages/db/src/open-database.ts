@@ -90,21 +90,22 @@ export async function openDatabase<TSchema extends Record<string, unknown>>(
   const logger = opts.onQuery ? { logQuery: (query: string) => opts.onQuery!(query) } : undefined;
   if (opts.url) {
     const pool = opts.poolSize ?? 10;
-    const client = postgres(opts.url, {
-      max: pool,
-      connection: {
-        application_name: opts.service,
-        statement_timeout: opts.statementTimeoutMs ?? 5000,
-        idle_in_transaction_session_timeout: 60_000,
-      },
-      onnotice: () => {},
-      // While the database is away, queries wait for the next connection attempt: keep those attempts
-      // close together (postgres.js backs off up to 20 s) so calls fail fast and recover fast.
-      connect_timeout: 3,
-      backoff: (retries: number) => Math.min(0.5, 0.05 * 2 ** retries) * (0.5 + Math.random() / 2),
-    });
+    const url = opts.url;
+    const statementTimeout = opts.statementTimeoutMs ?? 5000;
+    // The pool and the read pool: the same server settings and reconnection, their own name and size.
+    const pooled = (name: string, max: number, connection: Record<string, string | number | boolean>) =>
+      postgres(url, {
+        max,
+        connection: { application_name: name, statement_timeout: statementTimeout, ...connection },
+        onnotice: () => {},
+        // While the database is away, queries wait for the next connection attempt: keep those attempts
+        // close together (postgres.js backs off up to 20 s) so calls fail fast and recover fast.
+        connect_timeout: 3,
+        backoff: (retries: number) => Math.min(0.5, 0.05 * 2 ** retries) * (0.5 + Math.random() / 2),
+      });
+    const client = pooled(opts.service, pool, { idle_in_transaction_session_timeout: 60_000 });
     // One more connection, for cancelling statements whose callers have gone (see Canceller).
-    const cancels = postgres(opts.url, {
+    const cancels = postgres(url, {
       max: 1,
       idle_timeout: 0,
       connection: { application_name: `${opts.service} cancels` },
@@ -114,17 +115,9 @@ export async function openDatabase<TSchema extends Record<string, unknown>>(
     const readPool = opts.readPoolSize ?? 0;
     const readClient =
       readPool > 0
-        ? postgres(opts.url, {
-            max: readPool,
-            connection: {
-              application_name: `${opts.service} reads`,
-              statement_timeout: opts.statementTimeoutMs ?? 5000,
-              lock_timeout: READ_LOCK_TIMEOUT_MS,
-              default_transaction_read_only: true,
-            },
-            onnotice: () => {},
-            connect_timeout: 3,
-            backoff: (retries: number) => Math.min(0.5, 0.05 * 2 ** retries) * (0.5 + Math.random() / 2),
+        ? pooled(`${opts.service} reads`, readPool, {
+            lock_timeout: READ_LOCK_TIMEOUT_MS,
+            default_transaction_read_only: true,
           })
         : undefined;
     const end = (timeout: number) =>
@@ -136,23 +129,14 @@ export async function openDatabase<TSchema extends Record<string, unknown>>(
     const gate = new DatabaseGate(() => withTimeout(client`select 1`, 1000, "database probe"));
     const canceller = new Canceller(cancels);
     const signal = opts.signal ?? (() => undefined);
-    const drizzleOptions = { schema: opts.schema, ...(logger ? { logger } : {}) };
-    const db = drizzlePostgres(
-      cancellable(client, signal, gate, new StatementSlots(pool), canceller),
-      drizzleOptions,
-    );
-    const reads = readClient
-      ? drizzlePostgres(
-          cancellable(
-            readClient,
-            signal,
-            gate,
-            new StatementSlots(readPool * READ_PIPELINE_DEPTH),
-            canceller,
-          ),
-          drizzleOptions,
-        )
-      : db;
+    // drizzle over a pool whose statements cancel with their call, at most `slots` handed to it at once.
+    const over = (sqlClient: postgres.Sql, slots: number) =>
+      drizzlePostgres(cancellable(sqlClient, signal, gate, new StatementSlots(slots), canceller), {
+        schema: opts.schema,
+        ...(logger ? { logger } : {}),
+      });
+    const db = over(client, pool);
+    const reads = readClient ? over(readClient, readPool * READ_PIPELINE_DEPTH) : db;
     try {
       const mode = migrationMode();
       if (mode === "wait") await waitForMigrations(client, opts.migrationsFolder, opts.service);

@@ -12,12 +12,14 @@ const migrationsFolder = fileURLToPath(new URL("./fixtures/migrations", import.m
 const adminUrl = process.env.TEST_DATABASE_URL;
 
 /**
- * Takes an exclusive lock on `notes` in a transaction of `locker` and holds it until `release()` (or
- * `maxMs`); resolves once the lock is held. `done` settles when the transaction has ended.
+ * Takes an exclusive lock on `notes` (or the lock `take` takes) in a transaction of `locker` and holds it
+ * until `release()` (or `maxMs`); resolves once the lock is held. `done` settles when the transaction has ended.
  */
 async function lockNotes(
   locker: postgres.Sql,
   maxMs = 10_000,
+  take: (tx: postgres.TransactionSql) => Promise<unknown> = (tx) =>
+    tx`lock table notes in access exclusive mode`,
 ): Promise<{ release: () => void; done: Promise<unknown> }> {
   let release!: () => void;
   const held = new Promise<void>((r) => {
@@ -28,7 +30,7 @@ async function lockNotes(
     locked = r;
   });
   const done = locker.begin(async (tx) => {
-    await tx`lock table notes in access exclusive mode`;
+    await take(tx);
     locked();
     const timer = setTimeout(release, maxMs);
     await held;
@@ -36,6 +38,13 @@ async function lockNotes(
   });
   await Promise.race([taken, done]);
   return { release, done };
+}
+
+/** The error in `err`'s cause chain with SQLSTATE `code` (drizzle wraps the driver's error), if any. */
+function withSqlState(err: unknown, code: string): { code?: string } | undefined {
+  let e = err as { code?: string; cause?: unknown } | undefined;
+  while (e && e.code !== code) e = e.cause as typeof e;
+  return e;
 }
 
 /** How a query ended, for comparing many at once. */
@@ -429,10 +438,7 @@ describe.runIf(adminUrl)("openDatabase on PostgreSQL", () => {
           (e: unknown) => e,
         );
       const expectRetryable = (err: unknown, sqlState: string) => {
-        // drizzle wraps the driver's error; the SQLSTATE stays in the cause chain.
-        let e = err as { code?: string; cause?: unknown } | undefined;
-        while (e && e.code !== sqlState) e = e.cause as typeof e;
-        expect(e?.code, String(err)).toBe(sqlState);
+        expect(withSqlState(err, sqlState)?.code, String(err)).toBe(sqlState);
         const status = toWireStatus(err);
         expect(status.code).toBe(14); // UNAVAILABLE: retry with backoff; not INTERNAL
         expect(status.unexpected).toBe(false);
@@ -487,20 +493,11 @@ describe.runIf(adminUrl)("openDatabase on PostgreSQL", () => {
       const byId = (id: number) => database.reads.select().from(notes).where(eq(notes.id, id));
 
       // The main pool's one connection waits on a row lock; the reads do not wait for it.
-      let release = () => {};
-      const held = new Promise<void>((r) => {
-        release = r;
-      });
-      let locked = () => {};
-      const taken = new Promise<void>((r) => {
-        locked = r;
-      });
-      const lockTx = locker.begin(async (tx) => {
-        await tx`select * from notes where id = 8000 for update`;
-        locked();
-        await held;
-      });
-      await taken;
+      const rowLock = await lockNotes(
+        locker,
+        10_000,
+        (tx) => tx`select * from notes where id = 8000 for update`,
+      );
       const write = database.db.update(notes).set({ body: "written" }).where(eq(notes.id, 8000));
       const writeDone = write.then(() => "written");
       await new Promise((r) => setTimeout(r, 100));
@@ -516,8 +513,8 @@ describe.runIf(adminUrl)("openDatabase on PostgreSQL", () => {
       const readers = await watcher`
         select count(*)::int as n from pg_stat_activity where application_name = 'readpooltest reads'`;
       expect(readers[0]!.n).toBeLessThanOrEqual(2);
-      release();
-      await lockTx;
+      rowLock.release();
+      await rowLock.done;
       expect(await writeDone).toBe("written");
       expect((await byId(8000))[0]?.body).toBe("written");
 
@@ -527,9 +524,7 @@ describe.runIf(adminUrl)("openDatabase on PostgreSQL", () => {
           () => expect.unreachable("the read pool took a write"),
           (e: unknown) => e,
         );
-        let e = err as { code?: string; cause?: unknown } | undefined;
-        while (e && e.code !== "25006") e = e.cause as typeof e;
-        expect(e?.code, String(err)).toBe("25006"); // read_only_sql_transaction
+        expect(withSqlState(err, "25006")?.code, String(err)).toBe("25006"); // read_only_sql_transaction
       };
       await refused(database.reads.insert(notes).values({ id: 8100, body: "no" }));
       await refused(database.reads.select().from(notes).where(eq(notes.id, 8001)).for("update"));
