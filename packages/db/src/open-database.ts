@@ -20,18 +20,21 @@ const poolSize = gauge(
  * connection would wait too, past their callers, since a statement that shares its connection is never
  * cancelled on the server (cancelsCleanly). The read pool's statements take no row locks (its
  * connections are read-only), so under load postgres.js may pipeline up to this many on a connection:
- * one write and one wake-up of the backend for several statements. `pnpm bench:ab` against the commit
- * before, orders' reads on a read pool of 5 (docs/BENCHMARKS-ROUNDS.md, "Twenty-eighth round"), active
- * orders at 2,000 calls/s: PostgreSQL's CPU per call 299-323 -> 197-198 µs, all processes' 993-1,189 ->
- * 801-864 µs, and the rate reached 1,420-1,655 -> 1,766-1,999 calls/s on a slow hour of this VM.
+ * one write and one wake-up of the backend for several statements. postgres.js hands a statement to an
+ * idle connection first and pipelines only when none is idle, so the fewer the connections, the more
+ * statements share a write. `pnpm bench:ab` (docs/BENCHMARKS-ROUNDS.md, "Twenty-eighth round" and
+ * "Twenty-ninth round"), orders' active orders at 2,000 calls/s: a read pool of 5 at a depth of 4 against
+ * none, PostgreSQL's CPU per call 299-323 -> 197-198 µs and the rate reached 1,420-1,655 ->
+ * 1,766-1,999 calls/s; then 2 at a depth of 8 against 5 at 4, PostgreSQL 154 / 154 -> 116 / 124 µs a
+ * call at the same rate reached and the same CPU in orders, with three connections fewer.
  * What could still hold a read is a table lock (DDL): READ_LOCK_TIMEOUT_MS bounds each statement's wait
- * for one, so a connection's pipeline drains within READ_PIPELINE_DEPTH times that, whether or not its
- * callers are still there.
+ * for one, so a connection's pipeline drains within READ_PIPELINE_DEPTH times that (2 s), whether or not
+ * its callers are still there.
  */
-const READ_PIPELINE_DEPTH = 4;
+const READ_PIPELINE_DEPTH = 8;
 
 /** lock_timeout of the read pool's connections (see READ_PIPELINE_DEPTH): the wait ends as UNAVAILABLE. */
-const READ_LOCK_TIMEOUT_MS = 500;
+const READ_LOCK_TIMEOUT_MS = 250;
 
 export interface OpenDatabaseOptions<TSchema extends Record<string, unknown>> {
   /** The owning service, for connection names in pg_stat_activity. */

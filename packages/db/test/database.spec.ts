@@ -530,14 +530,14 @@ describe.runIf(adminUrl)("openDatabase on PostgreSQL", () => {
       await refused(database.reads.select().from(notes).where(eq(notes.id, 8001)).for("update"));
       expect(await database.db.select().from(notes).where(eq(notes.id, 8100))).toEqual([]);
 
-      // A table lock (DDL) holds each read for at most the read pool's lock_timeout (500 ms), answered
-      // UNAVAILABLE; eight reads, four pipelined on each of the two connections, all settle within four
-      // such waits.
+      // A table lock (DDL) holds each read for at most the read pool's lock_timeout (250 ms), answered
+      // UNAVAILABLE; sixteen reads, eight pipelined on each of the two connections, all settle within
+      // eight such waits.
       const lock = await lockNotes(locker, 5000);
       try {
         const t1 = performance.now();
         const outcomes = await Promise.all(
-          Array.from({ length: 8 }, (_, i) =>
+          Array.from({ length: 16 }, (_, i) =>
             byId(8000 + i).then(
               () => "answered",
               (e: unknown) => (toWireStatus(e).code === 14 ? "unavailable" : String(e)),
@@ -545,8 +545,8 @@ describe.runIf(adminUrl)("openDatabase on PostgreSQL", () => {
           ),
         );
         const waitedMs = performance.now() - t1;
-        expect(outcomes).toEqual(Array(8).fill("unavailable"));
-        expect(waitedMs).toBeGreaterThan(400);
+        expect(outcomes).toEqual(Array(16).fill("unavailable"));
+        expect(waitedMs).toBeGreaterThan(200);
         expect(waitedMs).toBeLessThan(3000);
       } finally {
         lock.release();

@@ -40,12 +40,13 @@ export async function startOrders(
     migrationsFolder: fileURLToPath(new URL("../migrations", import.meta.url)),
     signal: () => currentCall()?.signal,
     // Active orders (the app's most frequent call), an order and a retried PlaceOrder's lookup read
-    // through a read pool of their own, whose statements share connections under load (packages/db).
-    readPoolSize: 5,
-    // The writes, transactions, the outbox relay and event handlers on the other 5: orders opens as many
-    // connections as with one pool of 10. PlaceOrder at 200 rps, two `pnpm bench:ab` runs against a pool
-    // of 10: CPU per order 6,078 / 7,186 against 6,395 / 6,801 µs, p99 98 / 101 against 76 / 155 ms
-    // (docs/BENCHMARKS-ROUNDS.md, "Twenty-eighth round").
+    // through a read pool of their own, whose statements share connections under load (packages/db):
+    // two connections, so that they do (against five: PostgreSQL's CPU per call at 2,000 calls/s 154 ->
+    // 116-124 µs, docs/BENCHMARKS-ROUNDS.md, "Twenty-ninth round").
+    readPoolSize: 2,
+    // The writes, transactions, the outbox relay and event handlers on the other 5. PlaceOrder at 200
+    // rps, two `pnpm bench:ab` runs against a pool of 10: CPU per order 6,078 / 7,186 against 6,395 /
+    // 6,801 µs, p99 98 / 101 against 76 / 155 ms ("Twenty-eighth round").
     poolSize: 5,
   });
   const catalog = createClient(CatalogService, { target: config.CATALOG_URL, name: "catalog", logger });
