@@ -204,3 +204,39 @@ describe.each(["dev", "prod"])("kubectl kustomize deploy/k8s/overlays/%s", (over
     }
   });
 });
+
+describe("the dev overlay's PostgreSQL connections", () => {
+  const objs = render("dev");
+
+  it("fit the server's max_connections with every pod at its autoscaler's maximum, a rollout's extra pod and the migration Jobs", () => {
+    const secret = objs.find((o) => o.kind === "Secret");
+    const urls = Object.entries(secret.data as Record<string, string>)
+      .filter(([key]) => key.endsWith("-database-url"))
+      .map(([key, v]) => ({ service: key.replace(/-database-url$/, ""), url: new URL(atob(v)) }));
+    expect(urls.map((u) => u.service).sort()).toEqual(
+      services
+        .filter((s) => s.database)
+        .map((s) => s.service)
+        .sort(),
+    );
+    const pg = objs.find((o) => o.kind === "Deployment" && o.metadata.name === "postgres");
+    const args: string[] = pg.spec.template.spec.containers[0].args ?? [];
+    const setting = args.find((a) => a.startsWith("max_connections="));
+    expect(setting, "postgres.yaml states max_connections").toBeDefined();
+    // superuser_reserved_connections (3) are not the services'.
+    const available = Number(setting!.split("=")[1]) - 3;
+    let most = 0;
+    for (const { service, url } of urls) {
+      // Without max a pod opens its service's own pool sizes (10 and more): the budget needs it set.
+      const max = Number(url.searchParams.get("max"));
+      expect(max, `${service}-database-url has ?max=`).toBeGreaterThanOrEqual(2);
+      const hpa = ours(objs, "HorizontalPodAutoscaler").find((h) => h.spec.scaleTargetRef.name === service);
+      const deployment = ours(objs, "Deployment").find((d) => d.metadata.name === service);
+      const surge = deployment.spec.strategy.rollingUpdate.maxSurge;
+      expect(Number.isInteger(surge), `${service}: maxSurge as a pod count`).toBe(true);
+      // The migration Job applies its migrations one statement after another: one connection.
+      most += (hpa.spec.maxReplicas + surge) * max + 1;
+    }
+    expect(most).toBeLessThanOrEqual(available);
+  });
+});

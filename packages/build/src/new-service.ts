@@ -108,7 +108,7 @@ export function newService(name: string, root: string, opts: { install?: boolean
       )
       .replace(
         /( {6}- notifications-database-url=[^\n]*\n)/,
-        `$1      - ${name}-database-url=postgres://dispatch:dispatch@postgres:5432/${name}\n`,
+        `$1      - ${name}-database-url=postgres://dispatch:dispatch@postgres:5432/${name}?max=4\n`,
       ),
   );
   edit(root, "deploy/k8s/overlays/prod/kustomization.yaml", (t) =>

@@ -5,5 +5,13 @@ export {
   QueryCancelledError,
   StatementTimeoutError,
 } from "./cancellation.ts";
-export { type Database, jsonValue, type OpenDatabaseOptions, openDatabase, rowsOf } from "./open-database.ts";
+export {
+  connectionBudget,
+  type Database,
+  jsonValue,
+  type OpenDatabaseOptions,
+  openDatabase,
+  type PoolSizes,
+  rowsOf,
+} from "./open-database.ts";
 export { type AnyDb, QueueVacuum } from "./queue-vacuum.ts";

@@ -36,6 +36,41 @@ const READ_PIPELINE_DEPTH = 8;
 /** lock_timeout of the read pool's connections (see READ_PIPELINE_DEPTH): the wait ends as UNAVAILABLE. */
 const READ_LOCK_TIMEOUT_MS = 250;
 
+/** The pools' sizes a service opens to PostgreSQL, after DATABASE_URL's `max` (see connectionBudget). */
+export interface PoolSizes {
+  pool: number;
+  readPool: number;
+}
+
+/**
+ * The most connections one process opens to its database is DATABASE_URL's `max` (postgres.js' own URL
+ * parameter) when it has one, all counted: the pool, the read pool and the one connection that cancels
+ * statements. A deployment sizes it so that every pod, at its autoscaler's maximum and during a rollout,
+ * fits the server's `max_connections` (README, "Kubernetes"). The statements' share (`max` - 1) is split
+ * between the pool and the read pool as the service's own sizes split it, a read pool of at least one
+ * when there is room for both; with `max=2` there is no read pool and reads use the pool. Without `max`,
+ * the service's own sizes: pool + read pool + 1.
+ */
+export function connectionBudget(url: string, own: PoolSizes): PoolSizes {
+  let raw: string | null;
+  try {
+    raw = new URL(url).searchParams.get("max");
+  } catch {
+    // Not a URL postgres.js' own parser would take apart either; it reports that itself.
+    return own;
+  }
+  if (raw === null) return own;
+  const max = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!(max >= 2))
+    throw new Error(
+      `DATABASE_URL: max=${JSON.stringify(raw)} is not a connection count this service can run on: give a whole number, 2 or more (the pool's connections and the one that cancels statements)`,
+    );
+  const statements = max - 1;
+  if (own.readPool === 0 || statements < 2) return { pool: statements, readPool: 0 };
+  const readPool = Math.max(1, Math.floor((statements * own.readPool) / (own.pool + own.readPool)));
+  return { pool: statements - readPool, readPool };
+}
+
 export interface OpenDatabaseOptions<TSchema extends Record<string, unknown>> {
   /** The owning service, for connection names in pg_stat_activity. */
   service: string;
@@ -46,7 +81,7 @@ export interface OpenDatabaseOptions<TSchema extends Record<string, unknown>> {
   schema: TSchema;
   /** drizzle-kit's output folder; pending migrations are applied before this resolves. */
   migrationsFolder: string;
-  /** Maximum PostgreSQL connections. Default 10. */
+  /** Maximum PostgreSQL connections. Default 10. DATABASE_URL's `max` overrides it (connectionBudget). */
   poolSize?: number;
   /** PostgreSQL statement_timeout for every statement. Default 5000 ms. */
   statementTimeoutMs?: number;
@@ -92,8 +127,11 @@ export async function openDatabase<TSchema extends Record<string, unknown>>(
 ): Promise<Database<TSchema>> {
   const logger = opts.onQuery ? { logQuery: (query: string) => opts.onQuery!(query) } : undefined;
   if (opts.url) {
-    const pool = opts.poolSize ?? 10;
     const url = opts.url;
+    const { pool, readPool } = connectionBudget(url, {
+      pool: opts.poolSize ?? 10,
+      readPool: opts.readPoolSize ?? 0,
+    });
     const statementTimeout = opts.statementTimeoutMs ?? 5000;
     // The pool and the read pool: the same server settings and reconnection, their own name and size.
     const pooled = (name: string, max: number, connection: Record<string, string | number | boolean>) =>
@@ -115,7 +153,6 @@ export async function openDatabase<TSchema extends Record<string, unknown>>(
       onnotice: () => {},
       connect_timeout: 3,
     });
-    const readPool = opts.readPoolSize ?? 0;
     const readClient =
       readPool > 0
         ? pooled(`${opts.service} reads`, readPool, {

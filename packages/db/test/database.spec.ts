@@ -5,7 +5,13 @@ import { eq, sql } from "drizzle-orm";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Canceller, cancellable, DatabaseGate } from "../src/cancellation.ts";
-import { isDatabaseUnavailable, isQueryCancelled, openDatabase, rowsOf } from "../src/index.ts";
+import {
+  connectionBudget,
+  isDatabaseUnavailable,
+  isQueryCancelled,
+  openDatabase,
+  rowsOf,
+} from "../src/index.ts";
 import { notes, schema } from "./fixtures/schema.ts";
 
 const migrationsFolder = fileURLToPath(new URL("./fixtures/migrations", import.meta.url));
@@ -53,6 +59,40 @@ const outcome = (query: Promise<unknown>) =>
     () => "answered",
     (e: unknown) => (isQueryCancelled(e) ? "cancelled" : String(e)),
   );
+
+describe("connectionBudget: DATABASE_URL's max", () => {
+  const url = (query: string) => `postgres://dispatch:s3cret@db.internal:5432/orders${query}`;
+  it("leaves the service's own sizes without max, and splits max - 1 between the pools as they are split", () => {
+    expect(connectionBudget(url(""), { pool: 5, readPool: 2 })).toEqual({ pool: 5, readPool: 2 });
+    expect(connectionBudget(url("?sslmode=require"), { pool: 10, readPool: 0 })).toEqual({
+      pool: 10,
+      readPool: 0,
+    });
+    // One connection of max is the cancel connection's; a read pool of at least one when both fit.
+    expect(connectionBudget(url("?max=4"), { pool: 5, readPool: 2 })).toEqual({ pool: 2, readPool: 1 });
+    expect(connectionBudget(url("?sslmode=require&max=15"), { pool: 5, readPool: 2 })).toEqual({
+      pool: 10,
+      readPool: 4,
+    });
+    expect(connectionBudget(url("?max=2"), { pool: 5, readPool: 2 })).toEqual({ pool: 1, readPool: 0 });
+    expect(connectionBudget(url("?max=4"), { pool: 10, readPool: 0 })).toEqual({ pool: 3, readPool: 0 });
+  });
+
+  it("refuses a max a service cannot run on, naming it and not the URL's password", () => {
+    for (const bad of ["1", "0", "-3", "four", "2.5", ""]) {
+      const err = (() => {
+        try {
+          connectionBudget(url(`?max=${bad}`), { pool: 10, readPool: 0 });
+        } catch (e) {
+          return e as Error;
+        }
+        return expect.unreachable(`max=${bad} was taken`);
+      })();
+      expect(err.message).toContain(`DATABASE_URL: max=${JSON.stringify(bad)}`);
+      expect(err.message).not.toContain("s3cret");
+    }
+  });
+});
 
 describe("openDatabase on embedded PGlite", () => {
   it("applies migrations, queries, and rolls back a failed transaction", async () => {
@@ -566,6 +606,54 @@ describe.runIf(adminUrl)("openDatabase on PostgreSQL", () => {
       expect(sleeping[0]!.n).toBe(0);
     } finally {
       await locker.end();
+      await watcher.end();
+      await database.close();
+    }
+  }, 30_000);
+
+  it("opens no more connections than DATABASE_URL's max, the cancel connection counted, and uses both pools within it", async () => {
+    const withMax = new URL(url);
+    withMax.searchParams.set("max", "3");
+    const call = new AsyncLocalStorage<AbortSignal>();
+    const database = await openDatabase({
+      service: "budgettest",
+      url: withMax.toString(),
+      schema,
+      migrationsFolder,
+      poolSize: 10,
+      readPoolSize: 5,
+      signal: () => call.getStore(),
+    });
+    const watcher = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      await database.db.insert(notes).values({ id: 9500, body: "budget" });
+      // Twelve statements on each pool at once, and one of them given up on (a cancel goes out).
+      const ac = new AbortController();
+      const sleeps = [
+        ...Array.from({ length: 12 }, () => database.db.execute(sql`select pg_sleep(0.3)`)),
+        ...Array.from({ length: 12 }, () => database.reads.select().from(notes).where(eq(notes.id, 9500))),
+        ...Array.from({ length: 12 }, () => database.reads.execute(sql`select pg_sleep(0.3)`)),
+      ].map(outcome);
+      const abandoned = outcome(
+        call.run(ac.signal, async () => await database.db.execute(sql`select pg_sleep(5)`)),
+      );
+      const seen: Record<string, number>[] = [];
+      for (let i = 0; i < 10; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        if (i === 3) ac.abort();
+        const rows = await watcher<{ name: string; n: number }[]>`
+          select application_name as name, count(*)::int as n from pg_stat_activity
+          where datname = ${dbName} and application_name like 'budgettest%' group by 1`;
+        seen.push(Object.fromEntries(rows.map((r) => [r.name, r.n])));
+      }
+      expect(await Promise.all(sleeps)).toEqual(Array(36).fill("answered"));
+      expect(await abandoned).toBe("cancelled");
+      const most = Math.max(...seen.map((s) => Object.values(s).reduce((a, b) => a + b, 0)));
+      expect(most).toBeLessThanOrEqual(3);
+      // max=3: one pooled connection, one for reads, one that cancels; each was open.
+      for (const name of ["budgettest", "budgettest reads", "budgettest cancels"])
+        expect(Math.max(...seen.map((s) => s[name] ?? 0)), name).toBe(1);
+    } finally {
       await watcher.end();
       await database.close();
     }

@@ -46,7 +46,8 @@ export async function startOrders(
     readPoolSize: 2,
     // The writes, transactions, the outbox relay and event handlers on the other 5. PlaceOrder at 200
     // rps, two `pnpm bench:ab` runs against a pool of 10: CPU per order 6,078 / 7,186 against 6,395 /
-    // 6,801 µs, p99 98 / 101 against 76 / 155 ms ("Twenty-eighth round").
+    // 6,801 µs, p99 98 / 101 against 76 / 155 ms ("Twenty-eighth round"). DATABASE_URL's `max`, when
+    // set, replaces both sizes (connectionBudget).
     poolSize: 5,
   });
   const catalog = createClient(CatalogService, { target: config.CATALOG_URL, name: "catalog", logger });

@@ -35,6 +35,27 @@ describe("orders as a process", () => {
     expect(lines[0]).toContain('PROCESSED_EVENTS_RETENTION_S must be an integer 60-315360000 (got "0")');
   });
 
+  it("refuses to start on a DATABASE_URL whose max it cannot run on, naming it and not the password", async () => {
+    const child = spawn(process.execPath, ["--import", "tsx", "services/orders/src/main.ts"], {
+      cwd: root,
+      env: {
+        ...process.env,
+        PORT: "0",
+        ADMIN_PORT: "0",
+        DATABASE_URL: "postgres://orders:pa55word@127.0.0.1:1/orders?max=1",
+        CATALOG_URL: "127.0.0.1:1",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout.on("data", (d) => (output += d));
+    child.stderr.on("data", (d) => (output += d));
+    const [code] = await once(child, "exit");
+    expect(code).toBe(1);
+    expect(output).toContain('DATABASE_URL: max="1" is not a connection count this service can run on');
+    expect(output).not.toContain("pa55word");
+  });
+
   it("drains, closes its database and exits 0 on SIGTERM", async () => {
     const db = await createTestDatabase();
     try {
