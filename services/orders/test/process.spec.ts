@@ -8,23 +8,30 @@ import { describe, expect, it } from "vitest";
 
 const root = fileURLToPath(new URL("../../..", import.meta.url));
 
+/** Runs orders' entry point with `env` added, to its exit. */
+async function failedStart(env: Record<string, string>) {
+  const child = spawn(process.execPath, ["--import", "tsx", "services/orders/src/main.ts"], {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d) => (stdout += d));
+  child.stderr.on("data", (d) => (stderr += d));
+  const [code] = await once(child, "exit");
+  return { code, stdout, stderr };
+}
+
 describe("orders as a process", () => {
   it("refuses to start with one message naming every bad or missing variable", async () => {
-    const child = spawn(process.execPath, ["--import", "tsx", "services/orders/src/main.ts"], {
-      cwd: root,
-      env: {
-        ...process.env,
-        PORT: "not-a-port",
-        LOG_LEVEL: "loud",
-        ADMIN_PORT: "99999",
-        OUTBOX_RETENTION_S: "an hour",
-        PROCESSED_EVENTS_RETENTION_S: "0",
-      },
-      stdio: ["ignore", "pipe", "pipe"],
+    const { code, stderr } = await failedStart({
+      PORT: "not-a-port",
+      LOG_LEVEL: "loud",
+      ADMIN_PORT: "99999",
+      OUTBOX_RETENTION_S: "an hour",
+      PROCESSED_EVENTS_RETENTION_S: "0",
     });
-    let stderr = "";
-    child.stderr.on("data", (d) => (stderr += d));
-    const [code] = await once(child, "exit");
     expect(code).toBe(1);
     const lines = stderr.trim().split("\n");
     expect(lines).toHaveLength(1);
@@ -36,24 +43,15 @@ describe("orders as a process", () => {
   });
 
   it("refuses to start on a DATABASE_URL whose max it cannot run on, naming it and not the password", async () => {
-    const child = spawn(process.execPath, ["--import", "tsx", "services/orders/src/main.ts"], {
-      cwd: root,
-      env: {
-        ...process.env,
-        PORT: "0",
-        ADMIN_PORT: "0",
-        DATABASE_URL: "postgres://orders:pa55word@127.0.0.1:1/orders?max=1",
-        CATALOG_URL: "127.0.0.1:1",
-      },
-      stdio: ["ignore", "pipe", "pipe"],
+    const { code, stdout, stderr } = await failedStart({
+      PORT: "0",
+      ADMIN_PORT: "0",
+      DATABASE_URL: "postgres://orders:pa55word@127.0.0.1:1/orders?max=1",
+      CATALOG_URL: "127.0.0.1:1",
     });
-    let output = "";
-    child.stdout.on("data", (d) => (output += d));
-    child.stderr.on("data", (d) => (output += d));
-    const [code] = await once(child, "exit");
     expect(code).toBe(1);
-    expect(output).toContain('DATABASE_URL: max="1" is not a connection count this service can run on');
-    expect(output).not.toContain("pa55word");
+    expect(stderr).toContain('DATABASE_URL: max="1" is not a connection count this service can run on');
+    expect(stdout + stderr).not.toContain("pa55word");
   });
 
   it("drains, closes its database and exits 0 on SIGTERM", async () => {
