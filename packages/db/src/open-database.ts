@@ -52,13 +52,10 @@ export interface PoolSizes {
  * the service's own sizes: pool + read pool + 1.
  */
 export function connectionBudget(url: string, own: PoolSizes): PoolSizes {
-  let raw: string | null;
-  try {
-    raw = new URL(url).searchParams.get("max");
-  } catch {
-    // Not a URL postgres.js' own parser would take apart either; it reports that itself.
-    return own;
-  }
+  // The query string alone: a URL with several hosts (`postgres://a:5432,b:5432/db`, which postgres.js
+  // takes) is no WHATWG URL, and its `max` must count as well.
+  const query = url.indexOf("?");
+  const raw = query < 0 ? null : new URLSearchParams(url.slice(query + 1)).get("max");
   if (raw === null) return own;
   const max = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
   if (!(max >= 2))
