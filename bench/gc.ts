@@ -6,7 +6,10 @@
  * bytes a scavenge keeps in the young generation per call and the share of them the next scavenge promotes
  * (a call lasts milliseconds, so what is still there ~100 ms later is held by old objects, live or already
  * dead: docs/BENCHMARKS-ROUNDS.md, twenty-fifth round), the bytes promoted to the old generation per call,
- * and the full collections (mark-compacts) that the promoted bytes bring on. Prints a table; writes nothing.
+ * and the full collections (mark-compacts) that the promoted bytes bring on, with the part of their pauses
+ * spent freeing dead external strings (node:http2 hands header values to JavaScript as external strings
+ * over nghttp2's buffers, and those its stream objects carry into the old generation are freed in that
+ * phase: docs/BENCHMARKS-ROUNDS.md, thirtieth round). Prints a table; writes nothing.
  * Env: BENCH_GC_RPS (default 1000), BENCH_GC_PROTOCOL (grpc or connect, default grpc), BENCH_FIXED_S
  * (seconds per counted run, default 20).
  */
@@ -36,6 +39,8 @@ interface Collection {
   kept: number;
   /** V8's `promotion_rate`: the share of what the scavenge before kept that this one promoted, in %. */
   promotionRate: number;
+  /** A mark-compact's phase that frees dead external strings (`clear.external_string_table`), ms. */
+  externalStringsMs: number;
 }
 
 /** The collections a service's log (node's stdout) reports between two byte offsets. */
@@ -47,14 +52,15 @@ function collections(svc: string, from: number, to: number): Collection[] {
   for (const line of text.split("\n")) {
     const kind = / gc=(\w+)/.exec(line)?.[1];
     if (!kind) continue;
-    // Every numeric `name=value` of the line (`promotion_rate=99.4%` reads as 99.4).
-    const field = new Map([...line.matchAll(/ (\w+)=([\d.]+)/g)].map(([, k, v]) => [k, Number(v)]));
+    // Every numeric `name=value` of the line (`promotion_rate=99.4%` reads as 99.4; phases are dotted).
+    const field = new Map([...line.matchAll(/ ([\w.]+)=([\d.]+)/g)].map(([, k, v]) => [k, Number(v)]));
     out.push({
       kind: kind === "s" ? "scavenge" : "full",
       pauseMs: field.get("pause") ?? 0,
       promoted: field.get("promoted") ?? 0,
       kept: field.get("new_space_survived") ?? 0,
       promotionRate: field.get("promotion_rate") ?? 0,
+      externalStringsMs: field.get("clear.external_string_table") ?? 0,
     });
   }
   return out;
@@ -92,12 +98,14 @@ try {
     const rates = cs.flatMap((c, i) =>
       c.kind === "scavenge" && cs[i - 1]?.kind === "scavenge" ? [c.promotionRate] : [],
     );
-    return `| ${svc} | ${sc.length} | ${quantile(pauses, 0.5).toFixed(1)} | ${quantile(pauses, 0.9).toFixed(1)} | ${Math.round(pauses.reduce((a, b) => a + b, 0))} | ${Math.round(sc.reduce((a, c) => a + c.kept, 0) / calls)} | ${quantile(rates, 0.5).toFixed(1)} | ${Math.round(sc.reduce((a, c) => a + c.promoted, 0) / calls)} | ${full.length} | ${Math.round(full.reduce((a, c) => a + c.pauseMs, 0))} |`;
+    const fullPauses = full.map((c) => c.pauseMs);
+    const external = full.map((c) => c.externalStringsMs);
+    return `| ${svc} | ${sc.length} | ${quantile(pauses, 0.5).toFixed(1)} | ${quantile(pauses, 0.9).toFixed(1)} | ${Math.round(pauses.reduce((a, b) => a + b, 0))} | ${Math.round(sc.reduce((a, c) => a + c.kept, 0) / calls)} | ${quantile(rates, 0.5).toFixed(1)} | ${Math.round(sc.reduce((a, c) => a + c.promoted, 0) / calls)} | ${full.length} | ${Math.round(fullPauses.reduce((a, b) => a + b, 0))} | ${quantile(fullPauses, 0.5).toFixed(1)} | ${Math.round(external.reduce((a, b) => a + b, 0))} | ${quantile(external, 0.5).toFixed(1)} |`;
   });
   console.log(`ListActiveOrders, ${protocol === "grpc" ? "gRPC, h2c" : "Connect JSON, HTTP/1.1"}, ${rps} rps, 2 × ${seconds} s (${calls} calls, and the warm-and-settle time between runs), ${checkout}
 
-| service | scavenges | pause median ms | p90 ms | all ms | kept B/call | of it promoted at the next scavenge, median % | promoted B/call | mark-compacts | their pauses ms |
-| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+| service | scavenges | pause median ms | p90 ms | all ms | kept B/call | of it promoted at the next scavenge, median % | promoted B/call | mark-compacts | their pauses ms | median ms | of them freeing external strings ms | median ms |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 ${rows.join("\n")}`);
 } finally {
   await stack.stop();
