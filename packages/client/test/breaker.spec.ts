@@ -9,7 +9,12 @@ afterEach(() => {
 });
 
 function registry(): BreakerRegistry {
-  const r = new BreakerRegistry("orders", { volumeThreshold: 10, errorThresholdPercentage: 50 }, undefined);
+  // A minute's window (the services' is 1 s), so that a slow machine cannot rotate calls out of it mid-test.
+  const r = new BreakerRegistry(
+    "orders",
+    { volumeThreshold: 10, errorThresholdPercentage: 50, rollingCountTimeoutMs: 60_000 },
+    undefined,
+  );
   registries.push(r);
   return r;
 }
