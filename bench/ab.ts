@@ -59,7 +59,7 @@ try {
             ? await activeRun(side.stack!, side.email, protocol, rps, seconds)
             : await placeRun(side.stack!, side.email, rps, seconds);
         console.error(
-          `round ${round} ${side.name} ${point.protocol}: p99 ${point.p99Ms} ms, gateway ${point.cpuUsPerCall?.gateway} µs, all ${all(point)} µs`,
+          `round ${round} ${side.name} ${point.protocol}: p99 ${point.p99Ms} ms, gateway ${point.cpuUsPerCall?.gateway} µs, orders ${point.cpuUsPerCall?.orders} µs, all ${all(point)} µs`,
         );
         rows.push({ side: side.name, round, point });
       }
@@ -111,6 +111,6 @@ RSS after the last run, MB: ${sides
   )
   .join("; ")}.
 
-Every run, p99 ms and gateway µs/call: ${rows.map((r) => `${r.side} ${r.point.protocol.split(",")[0]} r${r.round} ${r.point.p99Ms.toFixed(0)}/${r.point.cpuUsPerCall?.gateway}`).join("; ")}.`;
+Every run, p99 ms, gateway and orders µs/call: ${rows.map((r) => `${r.side} ${r.point.protocol.split(",")[0]} r${r.round} ${r.point.p99Ms.toFixed(0)}/${r.point.cpuUsPerCall?.gateway}/${r.point.cpuUsPerCall?.orders}`).join("; ")}.`;
 console.log(content);
 writeSection(`A/B against an earlier commit${scenario === "active" ? "" : ": place order"}`, content);

@@ -192,6 +192,71 @@ describe(`orders over gRPC (${process.env.TEST_DATABASE_URL ? "postgres" : "pgli
     expect(active.orders[0]?.restaurantName).toBe("Forno Rosso");
   });
 
+  it("answers every field of an order, in every reply that carries one", async () => {
+    const userId = `user-${randomUUID()}`;
+    const full = {
+      line1: "Torstrasse 1",
+      line2: "Hinterhaus, 3. OG",
+      city: "Berlin",
+      postalCode: "10119",
+      countryCode: "DE",
+      location: { latitude: 52.5291, longitude: 13.4016 },
+    };
+    const before = BigInt(Math.floor(Date.now() / 1000));
+    const { order: placed } = await orders.placeOrder({
+      ...request({ userId }),
+      deliveryAddress: full,
+      note: "ring twice",
+    });
+    const { order: got } = await orders.getOrder({ orderId: placed!.id });
+    const { orders: listed } = await orders.listActiveOrders({ userId });
+    const { order: moved } = await orders.updateOrderStatus({
+      orderId: placed!.id,
+      status: OrderStatus.CANCELLED,
+      reason: "changed my mind",
+    });
+    for (const o of [placed, got, listed[0], moved]) {
+      expect(o).toMatchObject({
+        id: placed!.id,
+        userId,
+        restaurantId: "rst-1",
+        restaurantName: "Forno Rosso",
+        note: "ring twice",
+        deliveryAddress: full,
+        subtotal: { currencyCode: "EUR", amountMinor: 3050n },
+        deliveryFee: { currencyCode: "EUR", amountMinor: 199n },
+        total: { currencyCode: "EUR", amountMinor: 3249n },
+      });
+      expect(o?.items.map((i) => [i.menuItemId, i.name, i.quantity, i.unitPrice, i.lineTotal])).toEqual([
+        [
+          "pizza-1",
+          "Margherita",
+          2,
+          expect.objectContaining({ currencyCode: "EUR", amountMinor: 950n }),
+          expect.objectContaining({ currencyCode: "EUR", amountMinor: 1900n }),
+        ],
+        [
+          "pizza-2",
+          "Diavola",
+          1,
+          expect.objectContaining({ currencyCode: "EUR", amountMinor: 1150n }),
+          expect.objectContaining({ currencyCode: "EUR", amountMinor: 1150n }),
+        ],
+      ]);
+      expect(o?.createTime?.seconds).toBeGreaterThanOrEqual(before);
+      expect(o?.updateTime?.seconds).toBeGreaterThanOrEqual(o!.createTime!.seconds);
+    }
+    expect(placed?.createTime).toEqual(got?.createTime);
+    expect(listed[0]?.createTime).toEqual(got?.createTime);
+    expect(moved?.status).toBe(OrderStatus.CANCELLED);
+    expect(
+      moved?.statusHistory.map((h) => [h.status, h.reason, h.changeTime?.seconds === undefined]),
+    ).toEqual([
+      [OrderStatus.PENDING_PAYMENT, "", false],
+      [OrderStatus.CANCELLED, "changed my mind", false],
+    ]);
+  });
+
   it("allows only the defined status transitions and records history", async () => {
     const { order } = await orders.placeOrder(request());
     const id = order!.id;
