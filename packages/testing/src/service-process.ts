@@ -7,6 +7,8 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus } from "@dispatch/gen/grpc/health/v1/health_pb.ts";
 
 const repoRoot = fileURLToPath(new URL("../../..", import.meta.url));
+/** Stops a service once the test process that started it is gone (exit-with-parent.ts). */
+const exitWithParent = new URL("./exit-with-parent.ts", import.meta.url).href;
 
 /**
  * Ports this process has handed out. None is bound until the test's server starts, so a test that asks for
@@ -90,18 +92,22 @@ async function startOnce(
   timeoutMs: number,
 ): Promise<ServiceProcess> {
   const port = env.PORT ? Number(env.PORT) : await freePort();
-  const child = spawn(process.execPath, ["--import", "tsx", `services/${service}/src/main.ts`], {
-    cwd: repoRoot,
-    stdio: ["ignore", "pipe", "pipe"],
-    env: {
-      ...process.env,
-      PORT: String(port),
-      ADMIN_PORT: "0",
-      LOG_LEVEL: "warn",
-      DATA_DIR: "memory://",
-      ...env,
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", "--import", exitWithParent, `services/${service}/src/main.ts`],
+    {
+      cwd: repoRoot,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: {
+        ...process.env,
+        PORT: String(port),
+        ADMIN_PORT: "0",
+        LOG_LEVEL: "warn",
+        DATA_DIR: "memory://",
+        ...env,
+      },
     },
-  });
+  );
   let output = "";
   child.stdout?.on("data", (d) => (output += d));
   child.stderr?.on("data", (d) => (output += d));
