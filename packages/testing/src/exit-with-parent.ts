@@ -9,8 +9,10 @@
 const parent = process.ppid;
 const CHECK_MS = 250;
 
-setInterval(() => {
+const watch = setInterval(() => {
   if (process.ppid === parent) return;
+  // Once: the services take SIGTERM once (serve.ts), and a second would kill them mid-drain.
+  clearInterval(watch);
   process.kill(process.pid, "SIGTERM");
   // Its own shutdown drains within seconds; a process that does not stop on SIGTERM ends here.
   setTimeout(() => process.exit(1), 10_000).unref();
