@@ -1,5 +1,14 @@
 /** Runs the mobile scenarios (bench/mobile.ts) and renders their section of docs/BENCHMARKS.md. */
-import { fixedS, type MobileReport, mobile, type Point, placeWarmupS, stepS } from "./mobile.ts";
+import {
+  activeWarmupRuns,
+  activeWarmupS,
+  fixedS,
+  type MobileReport,
+  mobile,
+  type Point,
+  placeWarmupS,
+  stepS,
+} from "./mobile.ts";
 
 const ms = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : "–");
 /** A point's p99 counted from its calls' schedule, or "–" where it has none (runs in bursts). */
@@ -65,6 +74,10 @@ asked about four times a second per limit, not once a call). The load generator 
 
 h2load \`--rps\` (a fixed rate per connection; gRPC: 10 connections × up to 10 streams; HTTP/1.1: one request
 at a time per connection, 20–200 connections): ${fixedS} s at 500 rps after 2 s of warm-up, then ${stepS} s a step.
+Before each protocol's fixed runs, ${activeWarmupRuns} runs of ${activeWarmupS} s at 500 rps warm the path up, unreported (the
+floor's likewise): a freshly started gateway compiles the path, and h2load closing its connections at the
+end of its first run deoptimizes node's HTTP/1.1 path there, which the next run pays for; a service that
+has served a while has done both.
 The calls leave **evenly spaced** at the total rate: h2load connects one client every 1/rate s
 (\`-r 1 --rate-period\`, in whole milliseconds), so each client's timer runs out of step with the others'.
 Connected all at once, as in the reports up to the seventeenth round, the clients' timers run in step and the

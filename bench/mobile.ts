@@ -33,6 +33,16 @@ export const fixedS = Number(process.env.BENCH_FIXED_S ?? 30);
 export const stepS = Number(process.env.BENCH_STEP_S ?? 10);
 /** Place order's warm-up at its fixed rate before the measured run (not reported). */
 export const placeWarmupS = Number(process.env.BENCH_PLACE_WARMUP_S ?? 10);
+/**
+ * Active orders' warm-up before each protocol's fixed runs, and the floor's before its own (not
+ * reported): this many h2load runs at 500 rps, each of activeWarmupS. Runs, not one long run, because
+ * h2load closing its connections at a run's end is part of what a fresh process has not yet seen: the
+ * gateway's first close deoptimized node's HTTP/1.1 path (~70 functions at once, "wrong map",
+ * `--trace-deopt`), and in three fresh stacks the second 10 s run had p99 22–29 ms where the third and
+ * later had 7–12 (BENCHMARKS-ROUNDS.md, thirty-third round).
+ */
+export const activeWarmupRuns = Number(process.env.BENCH_ACTIVE_WARMUP_RUNS ?? 2);
+export const activeWarmupS = Number(process.env.BENCH_ACTIVE_WARMUP_S ?? 10);
 const USERS = 10_000;
 const ORDERS_PER_USER = 10;
 const ITEMS_PER_ORDER = 5;
@@ -514,6 +524,13 @@ export async function mobile(): Promise<MobileReport> {
     const activeBest: Record<string, number> = {};
     const steps = [500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 5000, 6000];
     for (const protocol of ["connect", "grpc"] as const) {
+      for (let i = 0; i < activeWarmupRuns; i++) {
+        const w = await activeRun(stack, email, protocol, 500, activeWarmupS);
+        samplesChecked += w.checked;
+        console.error(
+          `active orders, ${protocol}: warm-up ${i + 1} of ${activeWarmupRuns}, ${activeWarmupS} s at 500 rps: p99 ${w.p99Ms.toFixed(1)} ms, ${w.errors} errors (not reported)`,
+        );
+      }
       console.error(`active orders, ${protocol}: ${fixedS} s at 500 rps`);
       const fixed = await activeRun(stack, email, protocol, 500, fixedS);
       samplesChecked += fixed.checked;
@@ -558,6 +575,12 @@ export async function mobile(): Promise<MobileReport> {
     let floorAt200: Point;
     let floorSearch: { points: Point[]; best: number };
     try {
+      for (let i = 0; i < activeWarmupRuns; i++) {
+        const w = await floor.run(500, activeWarmupS);
+        console.error(
+          `the floor: warm-up ${i + 1} of ${activeWarmupRuns}, ${activeWarmupS} s at 500 rps: p99 ${w.p99Ms.toFixed(1)} ms, ${w.errors} errors (not reported)`,
+        );
+      }
       floorFixed = await floor.run(500, fixedS);
       floorBursts = await floor.run(500, fixedS, "bursts");
       floorAt200 = await floor.run(200, fixedS);
