@@ -75,9 +75,10 @@ asked about four times a second per limit, not once a call). The load generator 
 h2load \`--rps\` (a fixed rate per connection; gRPC: 10 connections × up to 10 streams; HTTP/1.1: one request
 at a time per connection, 20–200 connections): ${fixedS} s at 500 rps after 2 s of warm-up, then ${stepS} s a step.
 Before each protocol's fixed runs, ${activeWarmupRuns} runs of ${activeWarmupS} s at 500 rps warm the path up, unreported (the
-floor's likewise): a freshly started gateway compiles the path, and h2load closing its connections at the
-end of its first run deoptimizes node's HTTP/1.1 path there, which the next run pays for; a service that
-has served a while has done both.
+floor's likewise): a freshly started service is still compiling its path with V8's optimizing compiler
+20–25 s into its first load, and h2load closing its connections at the end of its first run deoptimizes
+node's socket and HTTP code in the gateway, which the next run pays for; a service that has served a
+while has done both.
 The calls leave **evenly spaced** at the total rate: h2load connects one client every 1/rate s
 (\`-r 1 --rate-period\`, in whole milliseconds), so each client's timer runs out of step with the others'.
 Connected all at once, as in the reports up to the seventeenth round, the clients' timers run in step and the

@@ -35,11 +35,13 @@ export const stepS = Number(process.env.BENCH_STEP_S ?? 10);
 export const placeWarmupS = Number(process.env.BENCH_PLACE_WARMUP_S ?? 10);
 /**
  * Active orders' warm-up before each protocol's fixed runs, and the floor's before its own (not
- * reported): this many h2load runs at 500 rps, each of activeWarmupS. Runs, not one long run, because
- * h2load closing its connections at a run's end is part of what a fresh process has not yet seen: the
- * gateway's first close deoptimized node's HTTP/1.1 path (~70 functions at once, "wrong map",
- * `--trace-deopt`), and in three fresh stacks the second 10 s run had p99 22–29 ms where the third and
- * later had 7–12 (BENCHMARKS-ROUNDS.md, thirty-third round).
+ * reported): this many h2load runs at 500 rps, each of activeWarmupS. A fresh stack is not done
+ * compiling in its first run: `--trace-opt --trace-deopt`, four 10 s runs in turns on a fresh stack,
+ * showed the gateway and orders each making 170-222 TurboFan compilations 20-25 s into the load (8-74
+ * per 5 s from the third run on), and h2load closing its connections at the first run's end deoptimizing
+ * 45-70 functions of node's socket, stream and HTTP code in the gateway at once. In three fresh stacks
+ * (Connect JSON) the second run had p99 22-29 ms, the third and later 7-12 (BENCHMARKS-ROUNDS.md,
+ * thirty-third round). Runs, not one long run, so that one close has happened before the measured runs.
  */
 export const activeWarmupRuns = Number(process.env.BENCH_ACTIVE_WARMUP_RUNS ?? 2);
 export const activeWarmupS = Number(process.env.BENCH_ACTIVE_WARMUP_S ?? 10);
