@@ -74,8 +74,8 @@ asked about four times a second per limit, not once a call). The load generator 
 
 h2load \`--rps\` (a fixed rate per connection; gRPC: 10 connections × up to 10 streams; HTTP/1.1: one request
 at a time per connection, 20–200 connections): ${fixedS} s at 500 rps after 2 s of warm-up, then ${stepS} s a step.
-Before each protocol's fixed runs, ${activeWarmupRuns} runs of ${activeWarmupS} s at 500 rps warm the path up, unreported (the
-floor's likewise): a freshly started service is still compiling its path with V8's optimizing compiler
+Before each protocol's fixed runs, ${activeWarmupRuns} runs of ${activeWarmupS} s at 500 rps warm the path up, their latency
+unreported and their errors counted in the fixed run's (the floor's likewise): a freshly started service is still compiling its path with V8's optimizing compiler
 20–25 s into its first load, and h2load closing its connections at the end of its first run deoptimizes
 node's socket and HTTP code in the gateway, which the next run pays for; a service that has served a
 while has done both.

@@ -39,12 +39,26 @@ export const placeWarmupS = Number(process.env.BENCH_PLACE_WARMUP_S ?? 10);
  * compiling in its first run: `--trace-opt --trace-deopt`, four 10 s runs in turns on a fresh stack,
  * showed the gateway and orders each making 170-222 TurboFan compilations 20-25 s into the load (8-74
  * per 5 s from the third run on), and h2load closing its connections at the first run's end deoptimizing
- * 45-70 functions of node's socket, stream and HTTP code in the gateway at once. In three fresh stacks
+ * 45-66 functions of node's socket, stream and HTTP code in the gateway at once. In three fresh stacks
  * (Connect JSON) the second run had p99 22-29 ms, the third and later 7-12 (BENCHMARKS-ROUNDS.md,
  * thirty-third round). Runs, not one long run, so that one close has happened before the measured runs.
+ * A warm-up's errors are held against the fixed run after it (withWarmupErrors).
  */
 export const activeWarmupRuns = Number(process.env.BENCH_ACTIVE_WARMUP_RUNS ?? 2);
 export const activeWarmupS = Number(process.env.BENCH_ACTIVE_WARMUP_S ?? 10);
+/** `fixed` with the errors of the warm-up runs before it added (their codes named), so none goes unreported. */
+export function withWarmupErrors<T extends Point>(fixed: T, warmups: Point[]): T {
+  const failed = warmups.filter((w) => w.errors > 0);
+  if (failed.length === 0) return fixed;
+  const errors = failed.reduce((n, w) => n + w.errors, 0);
+  const codes = failed.map((w) => w.errorCodes || `${w.errors} errors`).join("; ");
+  return {
+    ...fixed,
+    errors: fixed.errors + errors,
+    errorCodes: [fixed.errorCodes, `warm-up: ${codes}`].filter(Boolean).join("; "),
+  };
+}
+
 const USERS = 10_000;
 const ORDERS_PER_USER = 10;
 const ITEMS_PER_ORDER = 5;
@@ -526,15 +540,17 @@ export async function mobile(): Promise<MobileReport> {
     const activeBest: Record<string, number> = {};
     const steps = [500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 5000, 6000];
     for (const protocol of ["connect", "grpc"] as const) {
+      const warmups: Point[] = [];
       for (let i = 0; i < activeWarmupRuns; i++) {
         const w = await activeRun(stack, email, protocol, 500, activeWarmupS);
         samplesChecked += w.checked;
+        warmups.push(w);
         console.error(
-          `active orders, ${protocol}: warm-up ${i + 1} of ${activeWarmupRuns}, ${activeWarmupS} s at 500 rps: p99 ${w.p99Ms.toFixed(1)} ms, ${w.errors} errors (not reported)`,
+          `active orders, ${protocol}: warm-up ${i + 1} of ${activeWarmupRuns}, ${activeWarmupS} s at 500 rps: p99 ${w.p99Ms.toFixed(1)} ms (not reported), ${w.errors} errors (held against the fixed run)`,
         );
       }
       console.error(`active orders, ${protocol}: ${fixedS} s at 500 rps`);
-      const fixed = await activeRun(stack, email, protocol, 500, fixedS);
+      const fixed = withWarmupErrors(await activeRun(stack, email, protocol, 500, fixedS), warmups);
       samplesChecked += fixed.checked;
       activeFixed.push(fixed);
       console.error(`active orders, ${protocol}: ${fixedS} s at 500 rps, the calls in h2load's bursts`);
@@ -577,13 +593,15 @@ export async function mobile(): Promise<MobileReport> {
     let floorAt200: Point;
     let floorSearch: { points: Point[]; best: number };
     try {
+      const warmups: Point[] = [];
       for (let i = 0; i < activeWarmupRuns; i++) {
         const w = await floor.run(500, activeWarmupS);
+        warmups.push(w);
         console.error(
-          `the floor: warm-up ${i + 1} of ${activeWarmupRuns}, ${activeWarmupS} s at 500 rps: p99 ${w.p99Ms.toFixed(1)} ms, ${w.errors} errors (not reported)`,
+          `the floor: warm-up ${i + 1} of ${activeWarmupRuns}, ${activeWarmupS} s at 500 rps: p99 ${w.p99Ms.toFixed(1)} ms (not reported), ${w.errors} errors (held against the fixed run)`,
         );
       }
-      floorFixed = await floor.run(500, fixedS);
+      floorFixed = withWarmupErrors(await floor.run(500, fixedS), warmups);
       floorBursts = await floor.run(500, fixedS, "bursts");
       floorAt200 = await floor.run(200, fixedS);
       floorSearch = await stepSearch((rps) => floor.run(rps, stepS), steps, 50);
