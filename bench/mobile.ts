@@ -46,6 +46,19 @@ export const placeWarmupS = Number(process.env.BENCH_PLACE_WARMUP_S ?? 10);
  */
 export const activeWarmupRuns = Number(process.env.BENCH_ACTIVE_WARMUP_RUNS ?? 2);
 export const activeWarmupS = Number(process.env.BENCH_ACTIVE_WARMUP_S ?? 10);
+/** The warm-up runs at 500 rps (`run` makes one of activeWarmupS), each logged; their points for withWarmupErrors. */
+async function warmUp(label: string, run: () => Promise<Point>): Promise<Point[]> {
+  const warmups: Point[] = [];
+  for (let i = 0; i < activeWarmupRuns; i++) {
+    const w = await run();
+    warmups.push(w);
+    console.error(
+      `${label}: warm-up ${i + 1} of ${activeWarmupRuns}, ${activeWarmupS} s at 500 rps: p99 ${w.p99Ms.toFixed(1)} ms (not reported), ${w.errors} errors (held against the fixed run)`,
+    );
+  }
+  return warmups;
+}
+
 /** `fixed` with the errors of the warm-up runs before it added (their codes named), so none goes unreported. */
 export function withWarmupErrors<T extends Point>(fixed: T, warmups: Point[]): T {
   const failed = warmups.filter((w) => w.errors > 0);
@@ -540,15 +553,11 @@ export async function mobile(): Promise<MobileReport> {
     const activeBest: Record<string, number> = {};
     const steps = [500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 5000, 6000];
     for (const protocol of ["connect", "grpc"] as const) {
-      const warmups: Point[] = [];
-      for (let i = 0; i < activeWarmupRuns; i++) {
+      const warmups = await warmUp(`active orders, ${protocol}`, async () => {
         const w = await activeRun(stack, email, protocol, 500, activeWarmupS);
         samplesChecked += w.checked;
-        warmups.push(w);
-        console.error(
-          `active orders, ${protocol}: warm-up ${i + 1} of ${activeWarmupRuns}, ${activeWarmupS} s at 500 rps: p99 ${w.p99Ms.toFixed(1)} ms (not reported), ${w.errors} errors (held against the fixed run)`,
-        );
-      }
+        return w;
+      });
       console.error(`active orders, ${protocol}: ${fixedS} s at 500 rps`);
       const fixed = withWarmupErrors(await activeRun(stack, email, protocol, 500, fixedS), warmups);
       samplesChecked += fixed.checked;
@@ -593,14 +602,7 @@ export async function mobile(): Promise<MobileReport> {
     let floorAt200: Point;
     let floorSearch: { points: Point[]; best: number };
     try {
-      const warmups: Point[] = [];
-      for (let i = 0; i < activeWarmupRuns; i++) {
-        const w = await floor.run(500, activeWarmupS);
-        warmups.push(w);
-        console.error(
-          `the floor: warm-up ${i + 1} of ${activeWarmupRuns}, ${activeWarmupS} s at 500 rps: p99 ${w.p99Ms.toFixed(1)} ms (not reported), ${w.errors} errors (held against the fixed run)`,
-        );
-      }
+      const warmups = await warmUp("the floor", () => floor.run(500, activeWarmupS));
       floorFixed = withWarmupErrors(await floor.run(500, fixedS), warmups);
       floorBursts = await floor.run(500, fixedS, "bursts");
       floorAt200 = await floor.run(200, fixedS);
