@@ -95,6 +95,18 @@ export interface GrpcServerOptions {
 }
 
 /**
+ * The most memory (MB) node lets one HTTP/2 connection hold (nghttp2's state, queued frames, and since
+ * Node 24.22.3 the request bytes its streams have not yet read) before it fails that connection's new
+ * streams. Node's default is 10. Fault scenario 7 (a paused process, thousands of calls piled up on each
+ * of two connections, arriving at once on resume) needs more: on Node 24.22.3 with the default, 43-55 %
+ * of its calls ended in RST_STREAM INTERNAL_ERROR ("The user callback function failed") or with no
+ * status at all, and with 20 MB still thousands; with 32 MB and 64 MB every call was answered OK or
+ * RESOURCE_EXHAUSTED, two runs each. 64 keeps it bounded with room to spare; the gateway's public port
+ * keeps node's default (services/gateway/src/edge-server.ts).
+ */
+const SESSION_MEMORY_MB = 64;
+
+/**
  * gRPC on node:http2 streams. Speaks the protocol directly (framing, grpc-timeout, trailers, status
  * details) instead of going through a general framework, because the hot path is where the time goes.
  */
@@ -113,7 +125,7 @@ export class GrpcServer {
     // the load. With a cap (it was 1000), a client that piled calls up while the process was paused hit
     // it in a burst on resume, and nghttp2 answered a stream over it with GOAWAY PROTOCOL_ERROR ("max
     // concurrent streams exceeded"), failing every call on the connection (fault scenario 7).
-    this.http2 = http2.createServer();
+    this.http2 = http2.createServer({ maxSessionMemory: SESSION_MEMORY_MB });
     this.http2.on("stream", (stream, headers) => this.onStream(stream, headers));
     this.http2.on("session", (session) => {
       this.sessions.add(session);
